@@ -1,0 +1,61 @@
+"""An S3 server: MinIO, built with ``go install`` and cached by ``builds``."""
+
+from __future__ import annotations
+
+import secrets
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from e2e.stack import builds
+from e2e.stack.process import Process, free_port, spawn, wait_ready
+
+
+@dataclass
+class S3Server:
+    """A running S3 server with one bucket made for the tests."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+    bucket: str
+    region: str
+    process: Process
+
+
+def start(workdir: Path, bucket: str = "pyrostore-test") -> S3Server:
+    """Start MinIO on a free port with data in ``workdir`` and create ``bucket``."""
+    binary = builds.minio()
+    workdir.mkdir(parents=True, exist_ok=True)
+    port, console = free_port(), free_port()
+    access_key, secret_key = "pyrostore", secrets.token_hex(16)
+    env = {
+        "MINIO_ROOT_USER": access_key,
+        "MINIO_ROOT_PASSWORD": secret_key,
+        "MINIO_BROWSER": "off",
+        "MINIO_UPDATE": "off",
+        "MINIO_REGION": "us-east-1",
+    }
+    cmd = [str(binary), "server", str(workdir / "data"), "--quiet"]
+    cmd += ["--address", f"127.0.0.1:{port}", "--console-address", f"127.0.0.1:{console}"]
+    proc = spawn("minio", cmd, workdir / "minio.log", env=env)
+    endpoint = f"http://127.0.0.1:{port}"
+    wait_ready(proc, lambda: urllib.request.urlopen(f"{endpoint}/minio/health/ready", timeout=2).status == 200)
+    server = S3Server(endpoint, access_key, secret_key, bucket, "us-east-1", proc)
+    client(server).create_bucket(Bucket=bucket)
+    return server
+
+
+def client(server: S3Server):  # -> botocore S3 client
+    """A boto3 S3 client with the server's root credentials."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name=server.region,
+        config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}),
+    )
