@@ -1,0 +1,5 @@
+"""``python -m pyrostore``: the same as the ``pyrostore`` command."""
+
+from pyrostore.cli import main
+
+main()

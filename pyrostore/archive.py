@@ -1,0 +1,206 @@
+"""The read side of an archive: its topics and partitions, lookups, and range reads.
+
+A :class:`PartitionArchive` reads one commit's tree (a consistent snapshot) until :meth:`refresh` moves it to
+the newest commit. Records come back as Arrow record batches (for analytics and bulk copy) or as
+:class:`ArchivedRecord` objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pyrostore.errors import IntegrityError, ObjectNotFound, OffsetOutOfRange, TopicNotFound
+from pyrostore.index import tree
+from pyrostore.index.commits import Commit, read_head
+from pyrostore.index.node import Entry
+from pyrostore.layout import check_topic, head_prefix, segment_key
+from pyrostore.segment import decode_segment
+from pyrostore.store import ObjectStore, open_store
+from pyrostore.store._url import parse_url
+
+
+@dataclass(frozen=True)
+class ArchivedRecord:
+    """One archived Kafka record, as it was read from the topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int  # ms since the epoch
+    timestamp_type: int  # 0 CreateTime, 1 LogAppendTime
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+    leader_epoch: int | None
+
+
+def open_archive(url: str, **options: Any) -> Archive:
+    """Open the archive at a store URL (a folder, ``file://``, ``s3://`` or ``gs://``) with store options.
+
+    Reading never creates anything: a local folder that does not exist raises BucketNotFound.
+    """
+    if parse_url(url).scheme == "file":
+        options.setdefault("create", False)
+    return Archive(open_store(url, **options))
+
+
+class Archive:
+    """An archive in one object store: many topics, each with partitions."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._nodes: dict[str, tree.NodeStore] = {}
+
+    def topics(self) -> list[str]:
+        """Names of the archived topics, sorted."""
+        found = {info.key.split("/")[-2] for info in self.store.list(head_prefix())}
+        return sorted(found)
+
+    def partitions(self, topic: str) -> list[int]:
+        """The archived partitions of ``topic``, sorted. Raises TopicNotFound."""
+        check_topic(topic)
+        hints = self.store.list(head_prefix(topic))
+        found = sorted(int(info.key.rsplit("/", 1)[-1].removesuffix(".json")) for info in hints)
+        if not found:
+            raise TopicNotFound(f"{self.store.url} holds no archive of topic {topic!r}")
+        return found
+
+    def partition(self, topic: str, partition: int) -> PartitionArchive:
+        """One partition at its newest commit. Raises TopicNotFound."""
+        check_topic(topic)
+        if topic not in self._nodes:
+            self._nodes[topic] = tree.NodeStore(self.store, topic)
+        reader = PartitionArchive(self.store, topic, partition, self._nodes[topic])
+        if reader.refresh() is None:
+            raise TopicNotFound(f"{self.store.url} holds no archive of {topic}/{partition}")
+        return reader
+
+    def close(self) -> None:
+        """Release the store's connections."""
+        self.store.close()
+
+
+class PartitionArchive:
+    """One partition's archive as of one commit (a snapshot), with lookups and reads."""
+
+    def __init__(self, store: ObjectStore, topic: str, partition: int, nodes: tree.NodeStore) -> None:
+        self.store = store
+        self.topic = topic
+        self.partition = partition
+        self.nodes = nodes
+        self._commit: Commit | None = None
+
+    def refresh(self) -> Commit | None:
+        """Move to the newest commit and return it (None if the partition has no archive)."""
+        self._commit = read_head(self.store, self.topic, self.partition)
+        return self._commit
+
+    @property
+    def commit(self) -> Commit:
+        """The commit being read."""
+        if self._commit is None:
+            raise TopicNotFound(f"{self.store.url} holds no archive of {self.topic}/{self.partition}")
+        return self._commit
+
+    @property
+    def start_offset(self) -> int:
+        """The first offset the archive covers."""
+        return self.commit.start_offset
+
+    @property
+    def next_offset(self) -> int:
+        """The offset after the last archived position: where Kafka takes over."""
+        return self.commit.next_offset
+
+    def find(self, offset: int) -> Entry | None:
+        """The segment (or lost range) entry covering ``offset``, or None outside the archive."""
+        return tree.find_offset(self.nodes, self.commit.root, offset)
+
+    def segments(self, start: int | None = None, stop: int | None = None) -> Iterator[Entry]:
+        """Leaf entries overlapping ``[start, stop)`` in offset order."""
+        return tree.iter_leaves(self.nodes, self.commit.root, start if start is not None else 0, stop)
+
+    def offset_for_time(self, timestamp: int) -> int | None:
+        """Kafka's ``offsetsForTimes``: the earliest offset whose timestamp is >= ``timestamp`` (ms), or None."""
+        entry = tree.find_time(self.nodes, self.commit.root, timestamp)
+        if entry is None:
+            return None
+        table = self.read_segment(entry, columns=["offset", "timestamp"])
+        late_enough = pc.greater_equal(table.column("timestamp").cast(pa.int64()), timestamp)
+        first = pc.index(late_enough, True).as_py()
+        if first < 0:
+            raise IntegrityError(f"segment {self._segment_name(entry)} holds no timestamp its index promised")
+        return table.column("offset")[first].as_py()
+
+    def read_segment(
+        self, entry: Entry, columns: list[str] | None = None, start: int | None = None, stop: int | None = None
+    ) -> pa.Table:
+        """The records of one segment entry (optionally some columns and an offset range), digest checked."""
+        name = self._segment_name(entry)
+        try:
+            data = self.store.get(name)
+        except ObjectNotFound as exc:
+            raise IntegrityError(f"segment {self.store.url}/{name} is referenced by the index but missing") from exc
+        return decode_segment(
+            data,
+            expected_digest=entry.digest,
+            name=f"{self.store.url}/{name}",
+            columns=columns,
+            offset_from=start,
+            offset_to=stop,
+        )
+
+    def read_batches(
+        self, start: int | None = None, stop: int | None = None, columns: list[str] | None = None, skip_lost: bool = False
+    ) -> Iterator[pa.RecordBatch]:
+        """Records in ``[start, stop)`` as Arrow record batches, segment by segment.
+
+        Raises OffsetOutOfRange when the range starts before the archive, or crosses a lost range (unless
+        ``skip_lost``).
+        """
+        begin = self.start_offset if start is None else start
+        if begin < self.start_offset:
+            raise OffsetOutOfRange(
+                f"{self.topic}/{self.partition}: offset {begin} is before the archive's start {self.start_offset}"
+            )
+        for entry in self.segments(begin, stop):
+            if entry.lost:
+                if skip_lost:
+                    continue
+                raise OffsetOutOfRange(
+                    f"{self.topic}/{self.partition}: offsets {entry.base}..{entry.end - 1} were lost before they "
+                    "were archived"
+                )
+            table = self.read_segment(entry, columns, begin if begin > entry.base else None, stop)
+            yield from table.to_batches()
+
+    def read(self, start: int | None = None, stop: int | None = None, skip_lost: bool = False) -> Iterator[ArchivedRecord]:
+        """Records in ``[start, stop)`` one by one, in offset order."""
+        for batch in self.read_batches(start, stop, skip_lost=skip_lost):
+            yield from records_of(batch, self.topic, self.partition)
+
+    def _segment_name(self, entry: Entry) -> str:
+        return segment_key(self.topic, self.partition, entry.first, entry.digest)
+
+
+def records_of(batch: pa.RecordBatch, topic: str, partition: int) -> Iterator[ArchivedRecord]:
+    """The records of a segment batch as :class:`ArchivedRecord` objects."""
+    columns = batch.to_pydict()
+    timestamps = batch.column("timestamp").cast(pa.int64()).to_pylist()
+    for i, offset in enumerate(columns["offset"]):
+        yield ArchivedRecord(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            timestamp=timestamps[i],
+            timestamp_type=columns["timestamp_type"][i],
+            key=columns["key"][i],
+            value=columns["value"][i],
+            headers=[(h["key"], h["value"]) for h in columns["headers"][i]],
+            leader_epoch=columns["leader_epoch"][i],
+        )

@@ -1,0 +1,222 @@
+"""The ``pyrostore`` command: inspect, read, verify and clean an archive.
+
+Every command takes the archive's store URL (a folder, ``file://``, ``s3://bucket/prefix``,
+``gs://bucket/prefix``) and store options as repeatable ``-o key=value`` (for example
+``-o endpoint_url=http://127.0.0.1:9000``). Errors print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from pyrostore.archive import Archive, ArchivedRecord, open_archive
+from pyrostore.errors import PyrostoreError
+from pyrostore.gc import collect_garbage
+from pyrostore.verify import verify_partition
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Streaming storage that never forgets.")
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+StoreOptions = Annotated[
+    list[str] | None, typer.Option("-o", "--store-option", help="store option key=value (repeatable)")
+]
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, str]:
+    """``["k=v", ...]`` as a dict. Raises typer.BadParameter naming a malformed pair."""
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not key=value", param_hint="--store-option")
+        options[key.strip()] = value
+    return options
+
+
+def parse_time(text: str) -> int:
+    """Milliseconds since the epoch from an integer of ms or an ISO 8601 time (UTC unless it says)."""
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r} is neither milliseconds nor an ISO 8601 time") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def parse_duration(text: str) -> timedelta:
+    """A duration such as ``90s``, ``15m``, ``24h`` or ``7d``."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if not match:
+        raise typer.BadParameter(f"{text!r} is not a duration like 30s, 15m, 24h or 7d")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match[2]]
+    return timedelta(**{unit: float(match[1])})
+
+
+def _open(url: str, options: list[str] | None) -> Archive:
+    return open_archive(url, **parse_options(options))
+
+
+@app.command("ls")
+def list_archive(url: str, store_option: StoreOptions = None) -> None:
+    """List archived topics and partitions: offset ranges, records, bytes, segments, commits."""
+    archive = _open(url, store_option)
+    if not archive.topics():
+        out.print(f"no topic is archived at {archive.store.url}")
+        return
+    table = Table("topic", "partition", "start", "next offset", "records", "bytes", "segments", "commits")
+    for topic in archive.topics():
+        for partition in archive.partitions(topic):
+            commit = archive.partition(topic, partition).commit
+            table.add_row(
+                topic,
+                str(partition),
+                str(commit.start_offset),
+                str(commit.next_offset),
+                str(commit.records),
+                str(commit.bytes),
+                str(commit.segments),
+                str(commit.seq + 1),
+            )
+    out.print(table)
+
+
+def _text(value: bytes | None) -> str:
+    return "NULL" if value is None else value.decode("utf-8", errors="backslashreplace")
+
+
+def _json_bytes(doc: dict, name: str, value: bytes | None) -> None:
+    """Put bytes into a JSON document as UTF-8 text, or as base64 with a marker when not UTF-8."""
+    if value is None:
+        doc[name] = None
+        return
+    try:
+        doc[name] = value.decode("utf-8")
+    except UnicodeDecodeError:
+        doc[name] = base64.b64encode(value).decode()
+        doc[f"{name}_encoding"] = "base64"
+
+
+def format_record(record: ArchivedRecord, fmt: str) -> str:
+    """One output line for a record: kcat-like text, or one JSON object (kcat -J fields)."""
+    if fmt == "text":
+        return f"{record.topic} [{record.partition}] @ {record.offset} ts={record.timestamp}: key {_text(record.key)}: {_text(record.value)}"
+    doc: dict = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "tstype": "create" if record.timestamp_type == 0 else "logappend",
+        "ts": record.timestamp,
+        "leader_epoch": record.leader_epoch,
+    }
+    doc["headers"] = []
+    for key, value in record.headers:
+        header: dict = {"key": key}
+        _json_bytes(header, "value", value)
+        doc["headers"].append(header)
+    _json_bytes(doc, "key", record.key)
+    _json_bytes(doc, "payload", record.value)
+    return json.dumps(doc)
+
+
+@app.command("cat")
+def cat(
+    url: str,
+    topic: str,
+    partition: Annotated[list[int] | None, typer.Option("-p", "--partition", help="repeatable; default all")] = None,
+    from_offset: Annotated[int | None, typer.Option(help="first offset to print")] = None,
+    from_time: Annotated[str | None, typer.Option(help="ms since epoch or ISO 8601: first record at or after")] = None,
+    count: Annotated[int | None, typer.Option("-n", "--count", help="stop after this many records")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text or jsonl")] = "text",
+    store_option: StoreOptions = None,
+) -> None:
+    """Print archived records of a topic, partition by partition, like kcat's consumer."""
+    if from_offset is not None and from_time is not None:
+        raise typer.BadParameter("give --from-offset or --from-time, not both")
+    if fmt not in ("text", "jsonl"):
+        raise typer.BadParameter(f"{fmt!r} is not text or jsonl", param_hint="--format")
+    archive = _open(url, store_option)
+    remaining = count
+    for p in partition or archive.partitions(topic):
+        reader = archive.partition(topic, p)
+        start = from_offset
+        if from_time is not None:
+            start = reader.offset_for_time(parse_time(from_time))
+            if start is None:
+                continue
+        for record in reader.read(max(start, reader.start_offset) if start is not None else None, skip_lost=True):
+            if remaining is not None and remaining <= 0:
+                return
+            sys.stdout.write(format_record(record, fmt) + "\n")
+            if remaining is not None:
+                remaining -= 1
+
+
+@app.command("verify")
+def verify(url: str, topic: Annotated[str | None, typer.Argument()] = None, store_option: StoreOptions = None) -> None:
+    """Check every commit, index node and segment digest and every offset; exit 1 on any problem."""
+    archive = _open(url, store_option)
+    topics = [topic] if topic else archive.topics()
+    problems = 0
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+        for name in topics:
+            nodes = archive.partition(name, archive.partitions(name)[0]).nodes
+            for p in archive.partitions(name):
+                task = progress.add_task(f"{name}/{p}", total=None)
+                report = verify_partition(
+                    archive.store, nodes, name, p, lambda done, total, t=task: progress.update(t, completed=done, total=total)
+                )
+                progress.remove_task(task)
+                problems += len(report.problems)
+                state = "[green]ok[/]" if report.ok else f"[red]{len(report.problems)} problem(s)[/]"
+                out.print(
+                    f"{name}/{p}: {state}  commits {report.commits}  nodes {report.nodes}  "
+                    f"segments {report.segments}  records {report.records}  next offset {report.next_offset}"
+                )
+                for problem in report.problems:
+                    out.print(f"  [red]✗[/] {problem.where}: {problem.message}", highlight=False)
+    if problems:
+        out.print(f"[red]{problems} problem(s) found[/]")
+        raise typer.Exit(1)
+    out.print("[green]archive verified: no problems[/]")
+
+
+@app.command("gc")
+def gc(
+    url: str,
+    grace: Annotated[str, typer.Option(help="keep unreferenced objects younger than this")] = "24h",
+    dry_run: Annotated[bool, typer.Option(help="only list what would be deleted")] = False,
+    store_option: StoreOptions = None,
+) -> None:
+    """Delete segments and index nodes that no commit references and that are older than the grace period."""
+    archive = _open(url, store_option)
+    report = collect_garbage(archive, parse_duration(grace), dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for key in report.deleted:
+        out.print(f"{verb} {key}", highlight=False)
+    out.print(
+        f"{verb} {len(report.deleted)} object(s); kept {report.referenced} referenced and "
+        f"{len(report.kept_young)} unreferenced younger than {grace}"
+    )
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning Pyrostore errors into one line and exit code 1."""
+    try:
+        app()
+    except PyrostoreError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)

@@ -1,0 +1,190 @@
+"""The copy-on-write B+tree of a partition's segments: append at the right edge, find by offset or time.
+
+Nodes are immutable and content-addressed, so an append writes only the new rightmost path (plus nodes it
+splits off) and every older root stays readable. A tree is named by its root entry (the summary of the
+root node); the empty tree is ``None``. All nodes of one level sit at the same depth.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+
+from pyrostore.errors import IntegrityError, ObjectNotFound
+from pyrostore.index.node import Entry, Node, check_tiling, decode_node, encode_node, summarize
+from pyrostore.layout import node_key
+from pyrostore.store import ObjectStore
+
+DEFAULT_FANOUT = 512
+
+
+class NodeStore:
+    """Reads and writes one topic's index nodes, keeping decoded nodes in a bounded in-memory cache.
+
+    Nodes never change once written, so a cached node is never stale. ``reads`` and ``writes`` count the
+    store requests made, for benchmarks and tests.
+    """
+
+    def __init__(self, store: ObjectStore, topic: str, cache_nodes: int = 4096) -> None:
+        self.store = store
+        self.topic = topic
+        self._cache: OrderedDict[str, Node] = OrderedDict()
+        self._cache_nodes = cache_nodes
+        self._lock = threading.Lock()
+        self.reads = 0
+        self.writes = 0
+
+    def load(self, digest: str) -> Node:
+        """The node named ``digest``. Raises IntegrityError if it is missing or its bytes are wrong."""
+        with self._lock:
+            if (node := self._cache.get(digest)) is not None:
+                self._cache.move_to_end(digest)
+                return node
+        key = node_key(self.topic, digest)
+        try:
+            data = self.store.get(key)
+        except ObjectNotFound as exc:
+            raise IntegrityError(f"index node {key} in {self.store.url} is referenced but missing") from exc
+        self.reads += 1
+        node = decode_node(data, digest, f"{self.store.url}/{key}")
+        self._remember(digest, node)
+        return node
+
+    def save(self, node: Node) -> Entry:
+        """Write ``node`` (idempotent: same content, same key) and return the parent entry naming it."""
+        data, digest = encode_node(node)
+        self.store.put(node_key(self.topic, digest), data)
+        self.writes += 1
+        self._remember(digest, node)
+        return summarize(node.entries, digest)
+
+    def clear_cache(self) -> None:
+        """Forget every cached node (to measure cold lookups)."""
+        with self._lock:
+            self._cache.clear()
+
+    def _remember(self, digest: str, node: Node) -> None:
+        with self._lock:
+            self._cache[digest] = node
+            self._cache.move_to_end(digest)
+            while len(self._cache) > self._cache_nodes:
+                self._cache.popitem(last=False)
+
+
+# --- append ------------------------------------------------------------------------------------------------
+
+
+def append(nodes: NodeStore, root: Entry | None, leaves: Sequence[Entry], fanout: int = DEFAULT_FANOUT) -> Entry:
+    """Append leaf entries after the tree's end; return the new root entry. Writes only new nodes.
+
+    The first new entry must start at the tree's ``end``. Raises ValueError when the entries do not tile.
+    """
+    if fanout < 2:
+        raise ValueError("fanout must be at least 2")
+    if not leaves:
+        if root is None:
+            raise ValueError("cannot make a tree from no entries")
+        return root
+    check_tiling(leaves, "appended entries")
+    if root is not None and leaves[0].base != root.end:
+        raise ValueError(f"appended entries start at {leaves[0].base}, the tree ends at {root.end}")
+    if root is None:
+        level, entries = 0, _write_level(nodes, 0, list(leaves), fanout)
+    else:
+        top = nodes.load(root.digest)
+        level, entries = top.level, _append_into(nodes, top, list(leaves), fanout)
+    while len(entries) > 1:  # the root split: grow a level
+        level += 1
+        entries = _write_level(nodes, level, entries, fanout)
+    return entries[0]
+
+
+def _append_into(nodes: NodeStore, node: Node, leaves: list[Entry], fanout: int) -> list[Entry]:
+    """Append under ``node``; return the entries that replace it in its parent (more than one if it split)."""
+    if node.level == 0:
+        combined = [*node.entries, *leaves]
+    else:
+        rightmost = nodes.load(node.entries[-1].digest)
+        combined = [*node.entries[:-1], *_append_into(nodes, rightmost, leaves, fanout)]
+    return _write_level(nodes, node.level, combined, fanout)
+
+
+def _write_level(nodes: NodeStore, level: int, entries: list[Entry], fanout: int) -> list[Entry]:
+    """Pack entries left to right into full nodes of ``level`` (the last one partial) and write them."""
+    return [nodes.save(Node(level, tuple(entries[i : i + fanout]))) for i in range(0, len(entries), fanout)]
+
+
+# --- lookups -----------------------------------------------------------------------------------------------
+
+
+def find_offset(nodes: NodeStore, root: Entry | None, offset: int) -> Entry | None:
+    """The leaf entry whose range holds ``offset``, or None when the tree does not cover it."""
+    if root is None or not root.base <= offset < root.end:
+        return None
+    node = nodes.load(root.digest)
+    while True:
+        entry = node.entries[_last_at_or_before(node.entries, offset)]
+        if node.level == 0:
+            return entry
+        node = nodes.load(entry.digest)
+
+
+def find_time(nodes: NodeStore, root: Entry | None, timestamp: int) -> Entry | None:
+    """The first leaf entry (in offset order) holding a record with a timestamp >= ``timestamp``.
+
+    The earliest offset whose timestamp is >= t lies in that segment, even when timestamps are not monotonic
+    (Kafka's ``offsetsForTimes``); None when no record is that late.
+    """
+    if root is None or root.max_ts is None or root.max_ts < timestamp:
+        return None
+    node = nodes.load(root.digest)
+    while True:
+        entry = next(e for e in node.entries if e.max_ts is not None and e.max_ts >= timestamp)
+        if node.level == 0:
+            return entry
+        node = nodes.load(entry.digest)
+
+
+def iter_leaves(nodes: NodeStore, root: Entry | None, start: int = 0, stop: int | None = None) -> Iterator[Entry]:
+    """Leaf entries overlapping ``[start, stop)`` in offset order, loading nodes lazily as it goes."""
+    if root is None:
+        return
+    yield from _iter_under(nodes, nodes.load(root.digest), start, stop)
+
+
+def _iter_under(nodes: NodeStore, node: Node, start: int, stop: int | None) -> Iterator[Entry]:
+    for entry in node.entries[_last_at_or_before(node.entries, start) :]:
+        if stop is not None and entry.base >= stop:
+            return
+        if entry.end <= start:
+            continue
+        if node.level == 0:
+            yield entry
+        else:
+            yield from _iter_under(nodes, nodes.load(entry.digest), start, stop)
+
+
+def iter_nodes(nodes: NodeStore, root: Entry | None) -> Iterator[tuple[Entry, Node]]:
+    """Every node of the tree with the entry that names it, depth first (for verify and gc)."""
+    if root is None:
+        return
+    pending = [root]
+    while pending:
+        entry = pending.pop()
+        node = nodes.load(entry.digest)
+        yield entry, node
+        if node.level > 0:
+            pending.extend(reversed(node.entries))
+
+
+def _last_at_or_before(entries: Sequence[Entry], offset: int) -> int:
+    """Index of the last entry whose base is <= offset (0 when offset lies before them all)."""
+    low, high = 0, len(entries)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if entries[middle].base <= offset:
+            low = middle
+        else:
+            high = middle
+    return low

@@ -1,0 +1,98 @@
+"""Where each kind of object lives in a store: the one place that spells the archive's keys.
+
+Every key starts with :data:`ROOT_PREFIX`, under the store URL's own prefix. Offsets and sequence numbers are
+zero-padded to 20 digits so listings come back in numeric order.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pyrostore.errors import FormatError
+
+ROOT_PREFIX = "pyrostore/v1/"
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+def check_topic(topic: str) -> str:
+    """Return ``topic`` if it is a legal Kafka topic name; raise ValueError naming it otherwise."""
+    if not _TOPIC_NAME.match(topic) or topic in (".", ".."):
+        raise ValueError(f"{topic!r} is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)")
+    return topic
+
+
+def segment_key(topic: str, partition: int, first_offset: int, digest: str) -> str:
+    """The key of a segment: Hive-style ``topic=``/``partition=`` folders, first offset, content digest."""
+    return f"{ROOT_PREFIX}data/topic={topic}/partition={partition}/{first_offset:020d}-{digest}.parquet"
+
+
+def segment_prefix(topic: str, partition: int | None = None) -> str:
+    """The folder holding a topic's (or one partition's) segments."""
+    folder = f"{ROOT_PREFIX}data/topic={topic}/"
+    return folder if partition is None else f"{folder}partition={partition}/"
+
+
+_SEGMENT_KEY = re.compile(
+    r"^" + re.escape(ROOT_PREFIX) + r"data/topic=([^/]+)/partition=(\d+)/(\d{20})-([0-9a-f]{64})\.parquet$"
+)
+
+
+def parse_segment_key(key: str) -> tuple[str, int, int, str]:
+    """Split a segment key into (topic, partition, first offset, digest). Raises FormatError."""
+    match = _SEGMENT_KEY.match(key)
+    if not match:
+        raise FormatError(f"{key!r} is not a segment key")
+    return match[1], int(match[2]), int(match[3]), match[4]
+
+
+def node_key(topic: str, digest: str) -> str:
+    """The key of an index node (content-addressed, shared by the topic's partitions)."""
+    return f"{ROOT_PREFIX}index/{topic}/{digest}"
+
+
+def node_prefix(topic: str) -> str:
+    """The folder holding a topic's index nodes."""
+    return f"{ROOT_PREFIX}index/{topic}/"
+
+
+def commit_key(topic: str, partition: int, seq: int) -> str:
+    """The key of commit ``seq`` of a partition (written create-only)."""
+    return f"{commit_prefix(topic, partition)}{seq:020d}.json"
+
+
+def commit_prefix(topic: str, partition: int) -> str:
+    """The folder holding a partition's commits."""
+    return f"{log_prefix(topic)}{partition}/"
+
+
+def log_prefix(topic: str) -> str:
+    """The folder holding the commit logs of all of a topic's partitions."""
+    return f"{ROOT_PREFIX}log/{topic}/"
+
+
+def parse_commit_seq(key: str) -> int:
+    """The sequence number in a commit key. Raises FormatError."""
+    name = key.rsplit("/", 1)[-1]
+    if not re.fullmatch(r"\d{20}\.json", name):
+        raise FormatError(f"{key!r} is not a commit key")
+    return int(name[:20])
+
+
+def head_key(topic: str, partition: int) -> str:
+    """The key of a partition's head hint: a copy of a recent commit, overwritten as commits land."""
+    return f"{head_prefix(topic)}{partition}.json"
+
+
+def head_prefix(topic: str | None = None) -> str:
+    """The folder of a topic's head hints (one object per archived partition), or of every topic's."""
+    return f"{ROOT_PREFIX}head/" if topic is None else f"{ROOT_PREFIX}head/{topic}/"
+
+
+def topic_key(topic: str) -> str:
+    """The key of a topic's descriptor (format, source cluster and topic ids), written once."""
+    return f"{topics_prefix()}{topic}.json"
+
+
+def topics_prefix() -> str:
+    """The folder of topic descriptors: one object per archived topic."""
+    return f"{ROOT_PREFIX}topics/"

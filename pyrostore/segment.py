@@ -1,0 +1,395 @@
+"""Segments: a run of one partition's records as one Parquet object, named by the SHA-256 of its bytes.
+
+The format is DESIGN §3: one row per Kafka record, sorted by offset, raw bytes untouched, zstd, statistics and
+the page index on, page CRCs written, and the segment's facts in the footer's ``pyrostore.*`` key-value
+metadata. Encoding is deterministic (the same records give the same bytes, hence the same object name) for a
+given pyarrow version, since pyarrow's ``created_by`` string names its version.
+
+Timestamps are stored as Kafka gives them, in milliseconds since the epoch; ``-1`` (Kafka's "no timestamp",
+with timestamp type ``-1``) is kept as ``-1`` and counts in the segment's minimum timestamp. Timestamp types
+follow Kafka's Java enum (-1 none, 0 CreateTime, 1 LogAppendTime), not confluent_kafka's constants (0 not
+available, 1 CreateTime, 2 LogAppendTime): the archiver subtracts one.
+
+Header keys are Kafka strings; confluent_kafka hands them over as ``str``, so they are stored as UTF-8
+strings. A key that is not valid UTF-8 cannot reach this codec through confluent_kafka.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pyrostore.errors import FormatError, IntegrityError
+
+ROOT_PREFIX = "pyrostore/v1/"
+"""Prefix of every Pyrostore object under a store's root; callers prepend it to :func:`segment_key`."""
+
+FORMAT_VERSION = "1"
+ROW_GROUP_BYTES = 24 * 1024 * 1024
+"""Target uncompressed (Arrow) bytes per row group: the middle of DESIGN's 16 to 32 MB."""
+
+TIMESTAMP_TYPE_NONE = -1
+TIMESTAMP_TYPE_CREATE_TIME = 0
+TIMESTAMP_TYPE_LOG_APPEND_TIME = 1
+ISOLATION_LEVELS = ("read_committed", "read_uncommitted")
+
+HEADER = pa.struct([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.binary())])
+SCHEMA = pa.schema(
+    [
+        pa.field("offset", pa.int64(), nullable=False),
+        pa.field("timestamp", pa.timestamp("ms", tz="UTC"), nullable=False),
+        pa.field("timestamp_type", pa.int8(), nullable=False),
+        pa.field("key", pa.binary()),
+        pa.field("value", pa.binary()),
+        pa.field("headers", pa.list_(pa.field("element", HEADER, nullable=False)), nullable=False),
+        pa.field("leader_epoch", pa.int32()),
+    ]
+)
+"""The Arrow schema of a segment (DESIGN §3). A record without headers has an empty list, never null."""
+
+_META_PREFIX = "pyrostore."
+_INT_META = (
+    "partition",
+    "base_offset",
+    "last_offset",
+    "next_offset",
+    "record_count",
+    "min_timestamp",
+    "max_timestamp",
+)
+_STR_META = ("format", "topic", "isolation_level")
+_NOT_NULL = ("offset", "timestamp", "timestamp_type", "headers")
+
+# Dictionary encoding only where values repeat; key and value are opaque blobs where it only costs time.
+_WRITE_OPTIONS: dict[str, Any] = dict(
+    compression="zstd",
+    use_dictionary=[
+        "timestamp_type",
+        "leader_epoch",
+        "headers.list.element.key",
+        "headers.list.element.value",
+    ],
+    write_statistics=True,
+    write_page_index=True,
+    write_page_checksum=True,
+    sorting_columns=[pq.SortingColumn(0)],
+    store_schema=False,  # the Parquet schema alone reads back as SCHEMA; keeps the footer free of Arrow blobs
+)
+
+_TOPIC = r"[A-Za-z0-9._-]{1,249}"
+_KEY_RE = re.compile(
+    rf"data/topic=(?P<topic>{_TOPIC})/partition=(?P<partition>0|[1-9][0-9]*)"
+    r"/(?P<base>[0-9]{20})-(?P<digest>[0-9a-f]{64})\.parquet"
+)
+
+
+@dataclass(frozen=True)
+class EncodedSegment:
+    """An encoded segment: its exact bytes, their digest, and the facts its index entry needs."""
+
+    data: bytes = field(repr=False)
+    digest: str  # hex SHA-256 of data
+    topic: str
+    partition: int
+    base_offset: int
+    last_offset: int
+    next_offset: int  # exclusive end: past last_offset + 1 when the trailing offsets are gaps
+    record_count: int
+    min_timestamp: int  # ms since the epoch
+    max_timestamp: int
+
+    @property
+    def size(self) -> int:
+        """Length of :attr:`data` in bytes."""
+        return len(self.data)
+
+    @property
+    def key(self) -> str:
+        """The object key relative to the archive root (prepend :data:`ROOT_PREFIX`)."""
+        return segment_key(self.topic, self.partition, self.base_offset, self.digest)
+
+
+def segment_key(topic: str, partition: int, base_offset: int, digest: str) -> str:
+    """Return ``data/topic=<t>/partition=<p>/<base:020d>-<digest>.parquet``, relative to the archive root."""
+    _check_topic(topic)
+    if partition < 0 or base_offset < 0:
+        raise ValueError(f"partition {partition} and base offset {base_offset} must not be negative")
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ValueError(f"digest {digest!r} is not a lowercase hex SHA-256")
+    return f"data/topic={topic}/partition={partition}/{base_offset:020d}-{digest}.parquet"
+
+
+def parse_segment_key(key: str) -> tuple[str, int, int, str]:
+    """Return ``(topic, partition, base_offset, digest)`` of a segment key, with or without ROOT_PREFIX."""
+    match = _KEY_RE.fullmatch(key.removeprefix(ROOT_PREFIX))
+    if match is None or match["topic"] in (".", ".."):
+        raise FormatError(
+            f"{key!r} is not a segment key (data/topic=<t>/partition=<p>/<base>-<sha256>.parquet)"
+        )
+    return match["topic"], int(match["partition"]), int(match["base"]), match["digest"]
+
+
+def encode_segment(
+    records: pa.Table | Sequence[pa.RecordBatch],
+    *,
+    topic: str,
+    partition: int,
+    next_offset: int,
+    isolation_level: str = "read_committed",
+    compression_level: int = 1,
+    row_group_bytes: int = ROW_GROUP_BYTES,
+) -> EncodedSegment:
+    """Encode records with :data:`SCHEMA`, sorted by offset, as one segment.
+
+    Raises ValueError, naming the problem, when the records are empty, do not match the schema, hold nulls
+    where the schema forbids them, have offsets that are negative or not strictly increasing, an unknown
+    timestamp type, or when ``next_offset`` is not past the last offset.
+    """
+    _check_topic(topic)
+    if partition < 0:
+        raise ValueError(f"partition {partition} must not be negative")
+    if isolation_level not in ISOLATION_LEVELS:
+        raise ValueError(f"isolation level {isolation_level!r} is not one of {ISOLATION_LEVELS}")
+    table = _as_table(records)
+    _check_records(table)
+    offsets = table.column("offset")
+    base_offset, last_offset = offsets[0].as_py(), offsets[-1].as_py()
+    if next_offset <= last_offset:
+        raise ValueError(f"next offset {next_offset} must be past the last offset {last_offset}")
+    timestamps = pc.min_max(table.column("timestamp").cast(pa.int64()))
+    segment = dict(
+        topic=topic,
+        partition=partition,
+        base_offset=base_offset,
+        last_offset=last_offset,
+        next_offset=next_offset,
+        record_count=table.num_rows,
+        min_timestamp=timestamps["min"].as_py(),
+        max_timestamp=timestamps["max"].as_py(),
+    )
+    metadata = {f"{_META_PREFIX}{k}": str(v) for k, v in segment.items()}
+    metadata[f"{_META_PREFIX}format"] = FORMAT_VERSION
+    metadata[f"{_META_PREFIX}isolation_level"] = isolation_level
+
+    # Row groups split evenly (no small tail group), each about row_group_bytes before compression.
+    groups = max(1, math.ceil(table.nbytes / row_group_bytes))
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, SCHEMA, compression_level=compression_level, **_WRITE_OPTIONS) as writer:
+        writer.add_key_value_metadata(metadata)
+        writer.write_table(table, row_group_size=math.ceil(table.num_rows / groups))
+    data = sink.getvalue().to_pybytes()
+    return EncodedSegment(data=data, digest=hashlib.sha256(data).hexdigest(), **segment)
+
+
+def decode_segment(
+    data: bytes,
+    *,
+    expected_digest: str | None,
+    name: str,
+    columns: Sequence[str] | None = None,
+    offset_from: int | None = None,
+    offset_to: int | None = None,
+) -> pa.Table:
+    """Verify and decode a segment; ``name`` (its key, say) is what error messages call it.
+
+    Returns the chosen ``columns`` (all by default) of the records whose offsets lie in
+    ``[offset_from, offset_to)`` (either end open when None), skipping row groups by their statistics.
+    Raises IntegrityError when the digest differs from ``expected_digest`` or the bytes are not a sound
+    segment, FormatError when its format version is unknown, ValueError for an unknown column.
+    """
+    if expected_digest is not None:
+        verify_digest(data, expected_digest, name)
+    wanted = list(SCHEMA.names if columns is None else columns)
+    unknown = [c for c in wanted if c not in SCHEMA.names]
+    if unknown:
+        raise ValueError(f"unknown segment columns {unknown}; a segment has {SCHEMA.names}")
+    bounds = [("offset", ">=", offset_from), ("offset", "<", offset_to)]
+    bounds = [bound for bound in bounds if bound[2] is not None]
+
+    _open(data, name)
+    try:
+        # read_table skips row groups by their offset statistics and decodes the rest in parallel. Page CRCs
+        # are the only check left when no digest was given.
+        table = pq.read_table(
+            pa.BufferReader(data),
+            columns=wanted,
+            filters=bounds or None,
+            page_checksum_verification=expected_digest is None,
+        )
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise IntegrityError(f"segment {name}: cannot decode: {exc}") from exc
+    return table.replace_schema_metadata(None)
+
+
+def read_segment_metadata(data: bytes, name: str) -> dict[str, int | str]:
+    """Return a segment's footer facts without its ``pyrostore.`` prefix; does not check the digest.
+
+    Keys: format, topic, isolation_level (str); partition, base_offset, last_offset, next_offset,
+    record_count, min_timestamp, max_timestamp (int).
+    """
+    return _open(data, name)
+
+
+def verify_digest(data: bytes, expected_digest: str, name: str) -> None:
+    """Raise IntegrityError, naming the object and both digests, unless SHA-256(data) is expected_digest."""
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected_digest.lower():
+        raise IntegrityError(f"segment {name}: SHA-256 is {actual}, expected {expected_digest}")
+
+
+class SegmentBuilder:
+    """Accumulates records one by one, cheaply, then builds the segment's Arrow table once.
+
+    :meth:`append` only stores a tuple and adds up sizes; all Arrow work happens in :meth:`to_table`.
+    """
+
+    __slots__ = ("_bytes", "_rows")
+
+    # Fixed bytes per record in Arrow: offset, timestamp, type, epoch, and three 4-byte list/binary offsets.
+    _ROW_BYTES = 8 + 8 + 1 + 4 + 12
+
+    def __init__(self) -> None:
+        self._rows: list[tuple] = []
+        self._bytes = 0
+
+    def append(
+        self,
+        offset: int,
+        timestamp_ms: int,
+        timestamp_type: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
+        leader_epoch: int | None = None,
+    ) -> None:
+        """Add one record; ``headers`` is a list of (key, value) pairs as confluent_kafka returns, or None."""
+        self._rows.append((offset, timestamp_ms, timestamp_type, key, value, headers, leader_epoch))
+        self._bytes += self._ROW_BYTES + (len(key) if key else 0) + (len(value) if value else 0)
+        if headers:
+            self._bytes += sum(len(k) + (len(v) if v else 0) + 8 for k, v in headers)
+
+    @property
+    def approx_bytes(self) -> int:
+        """About how many bytes the records take in Arrow, uncompressed."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def to_table(self) -> pa.Table:
+        """Build the table of the records appended so far, in append order, with :data:`SCHEMA`."""
+        if not self._rows:
+            return SCHEMA.empty_table()
+        offset, timestamp, timestamp_type, key, value, headers, epoch = zip(*self._rows, strict=True)
+        headers_type = SCHEMA.field("headers").type
+        if any(headers):
+            header_array = pa.array([h or () for h in headers], type=headers_type)
+        else:  # the common case, built without looking at each record
+            empty = pa.repeat(pa.scalar(0, pa.int32()), len(headers) + 1)
+            header_array = pa.ListArray.from_arrays(empty, pa.array([], HEADER), type=headers_type)
+        arrays = [
+            pa.array(offset, pa.int64()),
+            pa.array(timestamp, SCHEMA.field("timestamp").type),
+            pa.array(timestamp_type, pa.int8()),
+            pa.array(key, pa.binary()),
+            pa.array(value, pa.binary()),
+            header_array,
+            pa.array(epoch, pa.int32()),
+        ]
+        return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+def records_to_table(records: Iterable[Sequence[Any]]) -> pa.Table:
+    """Build a segment table from tuples in :meth:`SegmentBuilder.append`'s argument order."""
+    builder = SegmentBuilder()
+    for record in records:
+        builder.append(*record)
+    return builder.to_table()
+
+
+def _check_topic(topic: str) -> None:
+    if not re.fullmatch(_TOPIC, topic) or topic in (".", ".."):
+        raise ValueError(f"{topic!r} is not a valid Kafka topic name")
+
+
+def _as_table(records: pa.Table | Sequence[pa.RecordBatch]) -> pa.Table:
+    if isinstance(records, pa.Table):
+        table = records
+    else:
+        batches = list(records)
+        table = pa.Table.from_batches(batches) if batches else SCHEMA.empty_table()
+    if not table.schema.equals(SCHEMA):
+        try:
+            table = table.cast(SCHEMA)
+        except (pa.ArrowException, ValueError) as exc:
+            raise ValueError(f"records do not match the segment schema {SCHEMA}: {exc}") from None
+    # Parquet pages depend on how columns are chunked: one chunk each makes the bytes depend on content only.
+    if any(column.num_chunks > 1 for column in table.columns):
+        table = table.combine_chunks()
+    return table
+
+
+def _check_records(table: pa.Table) -> None:
+    if table.num_rows == 0:
+        raise ValueError("a segment needs at least one record")
+    for name in _NOT_NULL:
+        if table.column(name).null_count:
+            raise ValueError(f"column {name!r} holds {table.column(name).null_count} nulls")
+    entries = pc.list_flatten(table.column("headers"))
+    if entries.null_count or pc.struct_field(entries, "key").null_count:
+        raise ValueError("headers hold a null entry or a null header key")
+    offsets = table.column("offset")
+    if offsets[0].as_py() < 0:
+        raise ValueError(f"offsets must not be negative; the first is {offsets[0].as_py()}")
+    if table.num_rows > 1:
+        out_of_order = pc.less_equal(offsets[1:], offsets[:-1])
+        if pc.any(out_of_order).as_py():
+            row = pc.index(out_of_order, True).as_py() + 1
+            raise ValueError(
+                f"offsets must be strictly increasing: offset {offsets[row].as_py()} at row {row}"
+                f" follows {offsets[row - 1].as_py()}"
+            )
+    types = pc.min_max(table.column("timestamp_type")).as_py()
+    if types["min"] < TIMESTAMP_TYPE_NONE or types["max"] > TIMESTAMP_TYPE_LOG_APPEND_TIME:
+        raise ValueError(f"timestamp types must be Kafka's -1, 0 or 1; found {types['min']}..{types['max']}")
+
+
+def _open(data: bytes, name: str) -> dict[str, int | str]:
+    """Read a segment's footer, check it and its schema against the format, and return its facts."""
+    try:
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        footer = parquet.metadata.metadata or {}
+        schema = parquet.schema_arrow
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise IntegrityError(f"segment {name}: not a readable Parquet file: {exc}") from exc
+    try:
+        raw = {k.decode(): v.decode() for k, v in footer.items() if k.startswith(_META_PREFIX.encode())}
+    except UnicodeDecodeError as exc:
+        raise IntegrityError(f"segment {name}: footer metadata is not UTF-8") from exc
+    version = raw.get(f"{_META_PREFIX}format")
+    if version is None:
+        raise FormatError(f"segment {name}: not a Pyrostore segment (no {_META_PREFIX}format in its footer)")
+    if version != FORMAT_VERSION:
+        raise FormatError(
+            f"segment {name}: format version {version!r}; this Pyrostore reads {FORMAT_VERSION}"
+        )
+    try:
+        meta: dict[str, int | str] = {k: raw[_META_PREFIX + k] for k in _STR_META}
+        meta.update({k: int(raw[_META_PREFIX + k]) for k in _INT_META})
+    except (KeyError, ValueError) as exc:
+        raise IntegrityError(f"segment {name}: footer metadata is missing or malformed: {exc}") from exc
+    if not schema.equals(SCHEMA):
+        raise IntegrityError(f"segment {name}: schema {schema} is not the segment schema")
+    if parquet.metadata.num_rows != meta["record_count"]:
+        raise IntegrityError(
+            f"segment {name}: holds {parquet.metadata.num_rows} rows, its footer says {meta['record_count']}"
+        )
+    return meta

@@ -1,0 +1,281 @@
+"""An object store in an S3 bucket (AWS, or a compatible server such as MinIO), through boto3."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ProfileNotFound,
+)
+
+from pyrostore.errors import (
+    AccessDenied,
+    BucketNotFound,
+    InvalidStoreURL,
+    ObjectExists,
+    ObjectNotFound,
+    StoreError,
+)
+from pyrostore.store._common import CREATE_TOKEN, check_key, created_by_us, join_key, new_create_token
+from pyrostore.store._url import redact, scrub
+from pyrostore.store.base import ObjectInfo
+
+OPTIONS: dict[str, type] = {
+    "endpoint_url": str,
+    "region": str,
+    "access_key_id": str,
+    "secret_access_key": str,
+    "session_token": str,
+    "profile": str,
+    "max_attempts": int,
+}
+
+_DENIED = {
+    "AccessDenied",
+    "AllAccessDisabled",
+    "ExpiredToken",
+    "InvalidAccessKeyId",
+    "InvalidToken",
+    "SignatureDoesNotMatch",
+    "TokenRefreshRequired",
+}
+# S3 answers 409 ConditionalRequestConflict while another conditional write of the key is in flight; the
+# key may yet stay free, so a create looks again a few times before giving up.
+_CONFLICT_ATTEMPTS = 5
+
+
+class S3Store:
+    """Objects under ``prefix`` in an S3 bucket; botocore retries throttling and 5xx answers with backoff."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        session_token: str | None = None,
+        profile: str | None = None,
+        max_attempts: int = 5,
+    ) -> None:
+        """Open the store; options left out come from the standard AWS environment variables and files.
+
+        Nothing is sent to the storage server until the first operation.
+        """
+        self._bucket = bucket
+        self._root = prefix.strip("/")
+        self._url = f"s3://{bucket}/{self._root}" if self._root else f"s3://{bucket}"
+        self._endpoint = redact(endpoint_url) if endpoint_url else "AWS S3"
+        if (access_key_id is None) != (secret_access_key is None):
+            raise InvalidStoreURL(f"open {self._url}: give access_key_id and secret_access_key together")
+        if max_attempts < 1:
+            raise InvalidStoreURL(f"open {self._url}: max_attempts must be at least 1, not {max_attempts}")
+        try:
+            session = boto3.session.Session(
+                aws_access_key_id=access_key_id,
+                aws_secret_access_key=secret_access_key,
+                aws_session_token=session_token,
+                profile_name=profile,
+            )
+            config = Config(
+                # botocore reads AWS_DEFAULT_REGION only; other AWS SDKs prefer AWS_REGION.
+                region_name=region or os.environ.get("AWS_REGION") or session.region_name or "us-east-1",
+                retries={"mode": "standard", "max_attempts": max_attempts},
+                connect_timeout=10,
+                max_pool_connections=32,
+                # MinIO and most S3-compatible servers want bucket names in the path, not the host name.
+                s3={"addressing_style": "path"} if endpoint_url else None,
+            )
+            self._client = session.client("s3", endpoint_url=endpoint_url, config=config)
+        except ProfileNotFound as exc:
+            raise InvalidStoreURL(
+                f"open {self._url}: AWS profile {exc.kwargs.get('profile')!r} not found"
+            ) from exc
+        except ValueError as exc:  # botocore's answer to a malformed endpoint URL
+            raise InvalidStoreURL(
+                f"open {self._url}: bad endpoint_url {self._endpoint!r}: {scrub(str(exc))}"
+            ) from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"open {self._url}: {scrub(str(exc))}") from exc
+
+    @property
+    def url(self) -> str:
+        """``s3://bucket/prefix``."""
+        return self._url
+
+    def get(self, key: str) -> bytes:
+        """Return the whole object."""
+        name = self._name(key)
+        try:
+            return self._client.get_object(Bucket=self._bucket, Key=name)["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("get", key, exc) from exc
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Return ``length`` bytes from ``start`` (fewer at the object's end)."""
+        if start < 0 or length < 0:
+            raise ValueError(f"get_range {key!r}: start and length must be >= 0, not {start}, {length}")
+        if length == 0:
+            self.stat(key)  # still report a missing object
+            return b""
+        name = self._name(key)
+        try:
+            answer = self._client.get_object(
+                Bucket=self._bucket, Key=name, Range=f"bytes={start}-{start + length - 1}"
+            )
+            return answer["Body"].read()
+        except ClientError as exc:
+            if _status(exc) == 416:
+                return b""  # the range starts at or past the object's end
+            raise self._error("get_range", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._error("get_range", key, exc) from exc
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write the object, replacing any existing one."""
+        name = self._name(key)
+        try:
+            self._client.put_object(Bucket=self._bucket, Key=name, Body=data)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("put", key, exc) from exc
+
+    def create(self, key: str, data: bytes) -> None:
+        """Write the object only if the key is free (``If-None-Match: *``).
+
+        The object carries a token naming this call, so that a retry whose first attempt did land (and so
+        fails its precondition) is recognised as a success rather than a lost race.
+        """
+        name = self._name(key)
+        token = new_create_token()
+        for attempt in range(_CONFLICT_ATTEMPTS):
+            try:
+                self._client.put_object(
+                    Bucket=self._bucket, Key=name, Body=data, IfNoneMatch="*", Metadata={CREATE_TOKEN: token}
+                )
+                return
+            except ClientError as exc:
+                if _status(exc) not in (409, 412):
+                    raise self._error("create", key, exc) from exc
+                holder = self._metadata("create", key)
+                if holder is not None:
+                    if created_by_us(token, holder):
+                        return
+                    raise ObjectExists(f"create {key!r} in {self._url}: the object already exists") from None
+                time.sleep(0.05 * 2**attempt)  # a conflicting write is in flight, or the object just went
+            except BotoCoreError as exc:
+                raise self._error("create", key, exc) from exc
+        raise StoreError(f"create {key!r} in {self._url}: concurrent writes of the key kept conflicting")
+
+    def stat(self, key: str) -> ObjectInfo:
+        """Return the object's size and modification time."""
+        name = self._name(key)
+        try:
+            answer = self._client.head_object(Bucket=self._bucket, Key=name)
+        except ClientError as exc:
+            if _status(exc) == 404:
+                raise self._missing("stat", key) from exc
+            raise self._error("stat", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._error("stat", key, exc) from exc
+        return ObjectInfo(key, answer["ContentLength"], answer["LastModified"].astimezone(UTC))
+
+    def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
+        """Yield objects whose key starts with ``prefix``, in ascending key order, after ``start_after``."""
+        query = {"Bucket": self._bucket, "Prefix": join_key(self._root, prefix)}
+        if start_after is not None:
+            query["StartAfter"] = join_key(self._root, start_after)
+        skip = len(self._root) + 1 if self._root else 0
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(**query):
+                for item in page.get("Contents", ()):
+                    yield ObjectInfo(item["Key"][skip:], item["Size"], item["LastModified"].astimezone(UTC))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("list", prefix, exc) from exc
+
+    def delete(self, key: str) -> None:
+        """Delete the object; a missing object is not an error."""
+        name = self._name(key)
+        try:
+            self._client.delete_object(Bucket=self._bucket, Key=name)
+        except ClientError as exc:
+            if _code(exc) == "NoSuchBucket" or _status(exc) != 404:
+                raise self._error("delete", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._error("delete", key, exc) from exc
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self._client.close()
+
+    # --- internals ---------------------------------------------------------------------------------------
+
+    def _name(self, key: str) -> str:
+        """The bucket's name for ``key``."""
+        return join_key(self._root, check_key(key))
+
+    def _metadata(self, op: str, key: str) -> dict[str, str] | None:
+        """The object's user metadata, or None if there is no such object."""
+        try:
+            return self._client.head_object(Bucket=self._bucket, Key=self._name(key))["Metadata"]
+        except ClientError as exc:
+            if _status(exc) == 404:
+                return None
+            raise self._error(op, key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._error(op, key, exc) from exc
+
+    def _missing(self, op: str, key: str) -> StoreError:
+        """For a bare 404 (HEAD answers carry no error code): BucketNotFound or ObjectNotFound."""
+        try:
+            self._client.head_bucket(Bucket=self._bucket)
+        except ClientError as exc:
+            if _status(exc) == 404:
+                return self._no_bucket(op, key)
+        except BotoCoreError:
+            pass  # the object is missing either way
+        return ObjectNotFound(f"{op} {key!r} from {self._url}: no such object")
+
+    def _no_bucket(self, op: str, key: str) -> BucketNotFound:
+        """The error for a bucket that does not exist."""
+        return BucketNotFound(f"{op} {key!r} in {self._url}: bucket {self._bucket!r} does not exist")
+
+    def _error(self, op: str, key: str, exc: Exception) -> StoreError:
+        """Wrap a boto3 error as the matching StoreError."""
+        where = f"{op} {key!r} in {self._url}"
+        if isinstance(exc, ClientError):
+            code, status = _code(exc), _status(exc)
+            if code == "NoSuchBucket":
+                return self._no_bucket(op, key)
+            if code in _DENIED or status == 403:
+                return AccessDenied(f"{where}: access denied ({code or status})")
+            if code == "NoSuchKey" or status == 404:
+                return ObjectNotFound(f"{op} {key!r} from {self._url}: no such object")
+            message = exc.response.get("Error", {}).get("Message", "")
+            return StoreError(f"{where}: {code or status}: {message}".rstrip(": "))
+        if isinstance(exc, NoCredentialsError):
+            return AccessDenied(f"{where}: no AWS credentials in the options, environment or config files")
+        if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
+            return StoreError(f"{where}: cannot connect to {self._endpoint}: {scrub(str(exc))}")
+        return StoreError(f"{where} (endpoint {self._endpoint}): {scrub(str(exc))}")
+
+
+def _code(exc: ClientError) -> str:
+    """The S3 error code of a failed call (``"404"`` for bodiless HEAD answers)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: ClientError) -> int | None:
+    """The HTTP status of a failed call."""
+    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
