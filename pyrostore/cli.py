@@ -10,18 +10,25 @@ from __future__ import annotations
 import base64
 import json
 import re
+import signal
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from confluent_kafka import KafkaException
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from pyrostore.archive import Archive, ArchivedRecord, open_archive
+from pyrostore.archiver.config import load_properties
 from pyrostore.errors import PyrostoreError
 from pyrostore.gc import collect_garbage
+from pyrostore.layout import check_topic
+from pyrostore.logs import configure as configure_logs
 from pyrostore.verify import verify_partition
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Streaming storage that never forgets.")
@@ -58,11 +65,11 @@ def parse_time(text: str) -> int:
 
 
 def parse_duration(text: str) -> timedelta:
-    """A duration such as ``90s``, ``15m``, ``24h`` or ``7d``."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    """A duration such as ``500ms``, ``90s``, ``15m``, ``24h`` or ``7d``."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", text.strip())
     if not match:
-        raise typer.BadParameter(f"{text!r} is not a duration like 30s, 15m, 24h or 7d")
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match[2]]
+        raise typer.BadParameter(f"{text!r} is not a duration like 500ms, 30s, 15m, 24h or 7d")
+    unit = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match[2]]
     return timedelta(**{unit: float(match[1])})
 
 
@@ -213,10 +220,103 @@ def gc(
     )
 
 
+def parse_size(text: str) -> int:
+    """Bytes from ``1048576``, ``64MiB``, ``512KiB``, ``1GiB`` (or MB, KB, GB as powers of 1000)."""
+    match = re.fullmatch(r"(\d+)\s*([KMG]i?B)?", text.strip(), flags=re.I)
+    if not match:
+        raise typer.BadParameter(f"{text!r} is not a size like 64MiB")
+    units = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+    return int(match[1]) * units.get((match[2] or "").lower(), 1)
+
+
+KafkaProperties = Annotated[
+    list[str] | None, typer.Option("-X", help="Kafka client property key=value, e.g. security.protocol=SSL")
+]
+KafkaPropertiesFile = Annotated[
+    Path | None, typer.Option("--kafka-properties", help="a Kafka client properties file (TLS, SASL)")
+]
+
+
+def kafka_properties(pairs: list[str] | None, path: Path | None) -> dict[str, str]:
+    """Kafka client properties from a file, then ``-X`` pairs (which win)."""
+    try:
+        from_file = load_properties(path) if path else {}
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--kafka-properties") from exc
+    pairs_given = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not key=value", param_hint="-X")
+        pairs_given[key.strip()] = value
+    return {**from_file, **pairs_given}
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+@app.command("archive")
+def archive(
+    bootstrap_servers: Annotated[str, typer.Option("--bootstrap-servers", "-b", help="Kafka HOST:PORT[,...]")],
+    topic: Annotated[str, typer.Option("--topic", "-t", help="the topic to archive")],
+    store: Annotated[str, typer.Option("--store", help="archive URL: folder, s3://, gs://")],
+    group: Annotated[str | None, typer.Option(help="consumer group (default pyrostore-<topic>)")] = None,
+    segment_bytes: Annotated[str, typer.Option(help="roll a segment at this size")] = "64MiB",
+    segment_age: Annotated[str, typer.Option(help="roll a segment this long after its first record")] = "60s",
+    metrics_port: Annotated[int | None, typer.Option(help="serve Prometheus metrics on this port")] = None,
+    accept_loss: Annotated[
+        bool, typer.Option(help="record offsets Kafka deleted before they were archived, instead of stopping")
+    ] = False,
+    shutdown_grace: Annotated[str, typer.Option(help="time to commit open segments on SIGTERM")] = "25s",
+    log_format: Annotated[str, typer.Option(help="auto, text or json")] = "auto",
+    x: KafkaProperties = None,
+    kafka_properties_file: KafkaPropertiesFile = None,
+    store_option: StoreOptions = None,
+) -> None:
+    """Archive a Kafka topic continuously until SIGTERM (replicas in one group share its partitions)."""
+    from pyrostore.archiver import Archiver, ArchiverConfig
+    from pyrostore.archiver.config import consumer_config
+
+    configure_logs(log_format)
+    config = ArchiverConfig(
+        bootstrap_servers=bootstrap_servers,
+        topic=check_topic_option(topic),
+        store_url=store,
+        store_options=parse_options(store_option),
+        group_id=group,
+        segment_bytes=parse_size(segment_bytes),
+        segment_age=parse_duration(segment_age).total_seconds(),
+        kafka_properties=kafka_properties(x, kafka_properties_file),
+        metrics_port=metrics_port,
+        accept_loss=accept_loss,
+        shutdown_grace=parse_duration(shutdown_grace).total_seconds(),
+    )
+    try:
+        consumer_config(config, "check")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="-X") from exc
+    Archiver(config).run(_stop_on_signals())
+
+
+def check_topic_option(topic: str) -> str:
+    """The topic name, or a BadParameter naming what is wrong with it."""
+    try:
+        return check_topic(topic)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--topic") from exc
+
+
 def main() -> None:
-    """Console-script entry point: run the app, turning Pyrostore errors into one line and exit code 1."""
+    """Console-script entry point: run the app, turning errors into one line and exit code 1."""
     try:
         app()
+    except KafkaException as exc:
+        err.print(f"[red]error:[/] Kafka: {exc.args[0].str() if exc.args else exc}", highlight=False)
+        sys.exit(1)
     except PyrostoreError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(1)

@@ -72,3 +72,10 @@ class CommitConflict(PyrostoreError):
 
 class OffsetOutOfRange(PyrostoreError):
     """The requested offsets are held neither by the archive nor by Kafka (a hole), or lie past the end."""
+
+
+# --- archiving ---------------------------------------------------------------------------------------------
+
+
+class HistoryLost(PyrostoreError):
+    """Kafka deleted records (retention) before they could be archived."""

@@ -388,6 +388,12 @@ def _open(data: bytes, name: str) -> dict[str, int | str]:
         raise IntegrityError(f"segment {name}: footer metadata is missing or malformed: {exc}") from exc
     if not schema.equals(SCHEMA):
         raise IntegrityError(f"segment {name}: schema {schema} is not the segment schema")
+    # pyarrow 26 aborts the process, or hangs, reading a column chunk whose type disagrees with the schema.
+    footer_types = [parquet.schema.column(i).physical_type for i in range(len(parquet.schema))]
+    for group in range(parquet.metadata.num_row_groups):
+        chunks = parquet.metadata.row_group(group)
+        if [chunks.column(i).physical_type for i in range(chunks.num_columns)] != footer_types:
+            raise IntegrityError(f"segment {name}: row group {group}'s column types disagree with its schema")
     if parquet.metadata.num_rows != meta["record_count"]:
         raise IntegrityError(
             f"segment {name}: holds {parquet.metadata.num_rows} rows, its footer says {meta['record_count']}"

@@ -8,6 +8,7 @@ them; Go's own module and build caches stay at their user-level defaults.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -188,7 +189,7 @@ _KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <dependencies>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
       <version>{kafka}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId>
       <version>{log4j}</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
       <version>{log4j}</version></dependency>
@@ -199,7 +200,9 @@ _KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
 
 def kafka_libs() -> Path:
     """A folder of the Kafka broker's jars and their runtime dependencies, from Maven Central."""
-    target = cache_root() / "kafka" / f"kafka-{KAFKA_VERSION}" / "libs"
+    pom_text = _KAFKA_POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION)
+    pom_digest = hashlib.sha256(pom_text.encode()).hexdigest()[:8]
+    target = cache_root() / "kafka" / f"kafka-{KAFKA_VERSION}-{pom_digest}" / "libs"
     done = target.parent / ".complete"
     if done.exists():
         return target
@@ -211,7 +214,7 @@ def kafka_libs() -> Path:
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         pom = target.parent / "pom.xml"
-        pom.write_text(_KAFKA_POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
+        pom.write_text(pom_text)
         _run(
             [
                 "mvn",

@@ -86,7 +86,7 @@ def start(workdir: Path) -> KafkaServer:
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     log = workdir / "kafka.log"
     formatted = subprocess.run(
-        [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+        [*java, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "--config", str(props)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

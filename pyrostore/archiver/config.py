@@ -1,0 +1,85 @@
+"""The archiver's settings, and the Kafka consumer configuration they make (pure functions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Settings the archiver's correctness depends on: a user may not override them.
+_FIXED = {
+    "isolation.level": "read_committed",  # aborted records are never archived
+    "enable.auto.commit": "false",  # Kafka offsets follow archive commits, never the other way
+    "enable.auto.offset.store": "false",
+    "enable.partition.eof": "false",
+}
+
+
+@dataclass(frozen=True)
+class ArchiverConfig:
+    """What to archive, where, and how segments roll."""
+
+    bootstrap_servers: str
+    topic: str
+    store_url: str
+    store_options: dict[str, str] = field(default_factory=dict)
+    group_id: str | None = None  # default: pyrostore-<topic>
+    segment_bytes: int = 64 * 1024 * 1024
+    segment_age: float = 60.0  # seconds an open segment may wait before it is committed
+    max_buffer_bytes: int = 256 * 1024 * 1024  # across partitions; the largest segment rolls past it
+    kafka_properties: dict[str, str] = field(default_factory=dict)
+    metrics_port: int | None = None
+    accept_loss: bool = False
+    shutdown_grace: float = 25.0
+
+    @property
+    def group(self) -> str:
+        """The consumer group the archiver's replicas share."""
+        return self.group_id or f"pyrostore-{self.topic}"
+
+
+def consumer_config(config: ArchiverConfig, client_id: str) -> dict[str, str]:
+    """The confluent_kafka.Consumer configuration. Raises ValueError for a property that may not be changed."""
+    for key, required in _FIXED.items():
+        given = config.kafka_properties.get(key)
+        if given is not None and given.lower() != required:
+            raise ValueError(f"Kafka property {key}={given} is not allowed: the archiver needs {key}={required}")
+    return {
+        "auto.offset.reset": "earliest",
+        "client.id": client_id,
+        "fetch.max.bytes": str(64 * 1024 * 1024),
+        "max.partition.fetch.bytes": str(8 * 1024 * 1024),
+        "queued.max.messages.kbytes": str(64 * 1024),
+        **config.kafka_properties,
+        **_FIXED,
+        "bootstrap.servers": config.bootstrap_servers,
+        "group.id": config.group,
+    }
+
+
+def admin_config(config: ArchiverConfig) -> dict[str, str]:
+    """The AdminClient configuration: the user's connection properties (TLS, SASL) without consumer ones."""
+    consumer_only = ("isolation.level", "enable.", "auto.", "fetch.", "max.partition", "queued.", "group.")
+    shared = {k: v for k, v in config.kafka_properties.items() if not k.startswith(consumer_only)}
+    return {**shared, "bootstrap.servers": config.bootstrap_servers}
+
+
+def parse_properties(text: str, source: str) -> dict[str, str]:
+    """Java-style ``key=value`` lines (``#`` and ``!`` comments). Raises ValueError naming a bad line."""
+    properties = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line[0] in "#!":
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{source}:{number}: {raw!r} is not key=value")
+        properties[key.strip()] = value.strip()
+    return properties
+
+
+def load_properties(path: Path) -> dict[str, str]:
+    """Read a Kafka client properties file. Raises ValueError naming the file and line."""
+    try:
+        return parse_properties(path.read_text(), str(path))
+    except OSError as exc:
+        raise ValueError(f"cannot read Kafka properties file {path}: {exc.strerror}") from exc

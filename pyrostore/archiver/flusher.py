@@ -1,0 +1,87 @@
+"""One partition's background flusher: turns buffered records into a segment and commits it to the archive.
+
+Each partition has its own flusher thread so that its commits stay in offset order while other partitions
+(and the Kafka-reading thread) go on. Building Arrow arrays, Parquet encoding, zstd and SHA-256 mostly release
+the GIL, so this work overlaps with parsing messages. The queue is short: when the store is slower than Kafka,
+the reading thread waits (backpressure) instead of buffering without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyrostore.index.writer import PartitionWriter
+from pyrostore.segment import SegmentBuilder, encode_segment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Flushed:
+    """The outcome of one flush: the archive's new next offset, or the error that stopped the flusher."""
+
+    partition: int
+    next_offset: int | None
+    records: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    error: BaseException | None = None
+
+
+class Flusher:
+    """A thread committing one partition's segments in order; results go to a shared queue."""
+
+    def __init__(self, writer: PartitionWriter, results: Callable[[Flushed], None], depth: int = 2) -> None:
+        self.writer = writer
+        self._report = results
+        self._queue: queue.Queue[tuple[SegmentBuilder, int] | None] = queue.Queue(maxsize=depth)
+        self.failed: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"flusher-{writer.topic}-{writer.partition}", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, builder: SegmentBuilder, next_offset: int) -> None:
+        """Queue a full builder for commit (blocks while ``depth`` builders are waiting)."""
+        if self.failed is None:
+            self._queue.put((builder, next_offset))
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Commit what is queued, stop the thread, and return whether it finished within ``timeout``."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self.failed is not None:
+                continue  # drain: after a failure nothing more may be committed
+            builder, next_offset = item
+            started = time.monotonic()
+            try:
+                segment = encode_segment(
+                    builder.to_table(),
+                    topic=self.writer.topic,
+                    partition=self.writer.partition,
+                    next_offset=next_offset,
+                )
+                commit = self.writer.append([segment])
+            except BaseException as exc:  # reported to the reading thread, which decides
+                self.failed = exc
+                self._report(Flushed(self.writer.partition, None, error=exc))
+                continue
+            self._report(
+                Flushed(
+                    self.writer.partition,
+                    commit.next_offset,
+                    records=segment.record_count,
+                    bytes=segment.size,
+                    seconds=time.monotonic() - started,
+                )
+            )
+        self.writer.close()

@@ -1,0 +1,232 @@
+"""The archiver process: follow a Kafka topic as a consumer group member and archive what it reads.
+
+The reading thread polls Kafka and appends each record to its partition's open segment; full or old
+segments go to the partition's :class:`~pyrostore.archiver.flusher.Flusher`. After each archive commit the
+same offset is committed to Kafka, only so that lag tools see progress: on assignment the archive's
+``next_offset``, not Kafka's committed offset, decides where reading resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from pyrostore.archiver.config import ArchiverConfig, admin_config, consumer_config
+from pyrostore.archiver.decisions import largest, should_roll, start_position
+from pyrostore.archiver.flusher import Flushed, Flusher
+from pyrostore.archiver.identity import ensure_descriptor
+from pyrostore.archiver.kafka import KafkaUnavailable, describe_topic
+from pyrostore.archiver.metrics import ArchiverMetrics
+from pyrostore.errors import FencedError, HistoryLost
+from pyrostore.index.commits import read_head
+from pyrostore.index.writer import PartitionWriter
+from pyrostore.segment import SegmentBuilder
+from pyrostore.store import ObjectStore, open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Partition:
+    """An assigned partition: its writer's flusher and the segment being filled."""
+
+    flusher: Flusher
+    next_offset: int  # the offset after the last record read
+    builder: SegmentBuilder = field(default_factory=SegmentBuilder)
+    opened: float = 0.0  # when the open segment got its first record (monotonic)
+
+
+class Archiver:
+    """Archives one topic into one store; run several (processes or hosts) to share its partitions."""
+
+    def __init__(self, config: ArchiverConfig, store: ObjectStore | None = None) -> None:
+        self.config = config
+        self.store = store or open_store(config.store_url, **config.store_options)
+        self.metrics = ArchiverMetrics()
+        self.writer_id = f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
+        self._partitions: dict[int, _Partition] = {}
+        self._results: queue.Queue[Flushed] = queue.Queue()
+        self._cooperative = "cooperative" in config.kafka_properties.get("partition.assignment.strategy", "")
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Archive until ``stop`` is set, then commit everything buffered. Raises on a fatal error."""
+        config = self.config
+        identity, partitions = describe_topic(admin_config(config), config.topic)
+        ensure_descriptor(self.store, identity)
+        log.info(
+            "archiving %s (%d partitions, topic id %s) into %s as group %s",
+            config.topic, partitions, identity.topic_id, self.store.url, config.group,
+        )
+        if config.metrics_port is not None:
+            self.metrics.serve(config.metrics_port)
+        consumer = Consumer(consumer_config(config, self.writer_id), logger=log)
+        consumer.subscribe([config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        try:
+            self._loop(consumer, stop)
+        finally:
+            self._shutdown(consumer)
+
+    def _loop(self, consumer: Consumer, stop: threading.Event) -> None:
+        lag_updated = 0.0
+        while not stop.is_set():
+            for message in consumer.consume(num_messages=10_000, timeout=0.2):
+                error = message.error()
+                if error is not None:
+                    self._on_error(error)
+                    continue
+                state = self._partitions.get(message.partition())
+                if state is None:
+                    continue  # revoked while this batch was in flight
+                if not state.builder:
+                    state.opened = time.monotonic()
+                timestamp_type, timestamp = message.timestamp()
+                state.builder.append(
+                    message.offset(),
+                    timestamp,
+                    timestamp_type - 1,  # confluent_kafka: 1 CreateTime, 2 LogAppendTime; the archive: 0, 1
+                    message.key(),
+                    message.value(),
+                    message.headers(),
+                    message.leader_epoch(),
+                )
+                state.next_offset = message.offset() + 1
+            self._roll_due(consumer)
+            self._collect(consumer)
+            if time.monotonic() - lag_updated > 2.0:
+                self._update_lag(consumer)
+                lag_updated = time.monotonic()
+
+    def _shutdown(self, consumer: Consumer) -> None:
+        """Commit every open segment within the grace period, commit Kafka offsets, leave the group."""
+        try:
+            self._release(list(self._partitions), consumer, "sync")
+        finally:
+            consumer.close()
+            self.store.close()
+
+    # --- segments ----------------------------------------------------------------------------------------
+
+    def _roll_due(self, consumer: Consumer) -> None:
+        now = time.monotonic()
+        config = self.config
+        for partition, state in self._partitions.items():
+            age = now - state.opened
+            if should_roll(state.builder.approx_bytes, age, config.segment_bytes, config.segment_age):
+                self._roll(consumer, partition, state)
+        buffered = {p: s.builder.approx_bytes for p, s in self._partitions.items() if s.builder}
+        while sum(buffered.values()) > config.max_buffer_bytes:
+            partition = largest(buffered)
+            self._roll(consumer, partition, self._partitions[partition])
+            del buffered[partition]
+
+    def _roll(self, consumer: Consumer, partition: int, state: _Partition) -> None:
+        """Hand the open segment to the flusher; its end covers trailing gaps the consumer has passed."""
+        if not state.builder:
+            return
+        position = consumer.position([TopicPartition(self.config.topic, partition)])[0].offset
+        next_offset = max(state.next_offset, position)
+        state.flusher.submit(state.builder, next_offset)
+        state.builder, state.next_offset = SegmentBuilder(), next_offset
+
+    def _collect(self, consumer: Consumer, kafka_commit: str | None = "async") -> None:
+        """Take flush results: metrics, then Kafka commits (``"async"``, ``"sync"`` or None for none).
+
+        A fenced partition is dropped (another archiver owns it now); any other flush error is fatal.
+        """
+        offsets = []
+        while True:
+            try:
+                result = self._results.get_nowait()
+            except queue.Empty:
+                break
+            labels = (self.config.topic, str(result.partition))
+            if result.error is not None:
+                if not isinstance(result.error, FencedError):
+                    raise result.error
+                log.warning("partition %d: %s", result.partition, result.error)
+                self._partitions.pop(result.partition, None)
+                continue
+            self.metrics.records.labels(*labels).inc(result.records)
+            self.metrics.bytes.labels(*labels).inc(result.bytes)
+            self.metrics.segments.labels(*labels).inc()
+            self.metrics.commit_seconds.labels(self.config.topic).observe(result.seconds)
+            self.metrics.next_offset.labels(*labels).set(result.next_offset)
+            offsets.append(TopicPartition(self.config.topic, result.partition, result.next_offset))
+        if not offsets or kafka_commit is None:
+            return
+        try:
+            consumer.commit(offsets=offsets, asynchronous=kafka_commit == "async")
+        except KafkaException as exc:  # only for lag tools: the archive is committed already
+            log.warning("committing offsets to Kafka failed: %s", exc)
+
+    def _update_lag(self, consumer: Consumer) -> None:
+        for partition, state in self._partitions.items():
+            tp = TopicPartition(self.config.topic, partition)
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0:
+                lag = max(0, high - state.flusher.writer.head.next_offset)
+                self.metrics.lag.labels(self.config.topic, str(partition)).set(lag)
+
+    # --- rebalancing -------------------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
+        """Claim each partition in the archive and start reading it at the archive's end."""
+        for tp in assigned:
+            tp.offset = self._claim(consumer, tp.partition)
+        (consumer.incremental_assign if self._cooperative else consumer.assign)(assigned)
+
+    def _claim(self, consumer: Consumer, partition: int) -> int:
+        topic = self.config.topic
+        low, _ = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+        start = start_position(read_head(self.store, topic, partition), low)
+        writer = PartitionWriter(self.store, topic, partition, writer_id=self.writer_id)
+        writer.claim(start_offset=start.offset)
+        if start.lost:
+            self.metrics.lost.labels(topic, str(partition)).inc(start.lost)
+            message = (
+                f"{topic}/{partition}: offsets {start.lost_from}..{start.offset - 1} ({start.lost} offsets) were "
+                "deleted by Kafka's retention before they were archived"
+            )
+            if not self.config.accept_loss:
+                log.error("%s; stopping (pass --accept-loss to record the loss and go on)", message)
+                raise HistoryLost(message)
+            log.error("%s; recording the loss in the archive and going on", message)
+            writer.record_lost(start.offset)
+        self._partitions[partition] = _Partition(Flusher(writer, self._results.put), start.offset)
+        log.info("assigned %s/%d: resuming at offset %d (epoch %d)", topic, partition, start.offset, writer.epoch)
+        return start.offset
+
+    def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
+        """Commit the revoked partitions' open segments before another member takes them."""
+        self._release([tp.partition for tp in revoked], consumer, "sync")
+
+    def _on_lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
+        """Partitions lost without a clean revoke: another member may own them; commit nothing to Kafka."""
+        log.warning("lost partitions %s; their open segments are committed only if not fenced", [tp.partition for tp in lost])
+        self._release([tp.partition for tp in lost], consumer, None)
+
+    def _release(self, partitions: list[int], consumer: Consumer, kafka_commit: str | None) -> None:
+        """Commit the partitions' open segments, wait for their flushers, and forget the partitions."""
+        for partition in partitions:
+            if (state := self._partitions.get(partition)) is None:
+                continue
+            self._roll(consumer, partition, state)
+            if not state.flusher.close(self.config.shutdown_grace):
+                log.error("partition %d: segment still committing after %.0fs", partition, self.config.shutdown_grace)
+        self._collect(consumer, kafka_commit)
+        for partition in partitions:
+            self._partitions.pop(partition, None)
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise KafkaUnavailable(f"Kafka consumer failed: {error.str()}")
+        log.warning("Kafka: %s", error.str())

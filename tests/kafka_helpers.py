@@ -1,0 +1,112 @@
+"""Test helpers around real Kafka: read a topic as a plain consumer, run the archiver as a process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+from pyrostore.archive import Archive
+from pyrostore.errors import TopicNotFound
+from pyrostore.store import open_store
+
+# (offset, timestamp type 0/1, timestamp, key, value, headers, leader epoch): what an archive must keep.
+Row = tuple
+
+
+def kafka_rows(bootstrap: str, topic: str, partitions: int) -> dict[int, list[Row]]:
+    """Everything a plain read_committed consumer reads from each partition, from the start to the end."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, -2) for p in range(partitions)])  # -2: OFFSET_BEGINNING
+    rows: dict[int, list[Row]] = {p: [] for p in range(partitions)}
+    ended: set[int] = set()
+    deadline = time.monotonic() + 120
+    while len(ended) < partitions:
+        assert time.monotonic() < deadline, f"reading {topic} from Kafka took over 120 s"
+        message = consumer.poll(1.0)
+        if message is None:
+            continue
+        if message.error():
+            ended.add(message.partition())
+            continue
+        kind, stamp = message.timestamp()
+        rows[message.partition()].append(
+            (message.offset(), kind - 1, stamp, message.key(), message.value(), message.headers() or [], message.leader_epoch())
+        )
+    consumer.close()
+    return rows
+
+
+def archive_rows(url: str, topic: str, partitions: int, **options) -> dict[int, list[Row]]:
+    """Everything the archive at ``url`` holds of each partition (empty when not archived yet)."""
+    archive = Archive(open_store(url, **options))
+    rows: dict[int, list[Row]] = {}
+    for p in range(partitions):
+        try:
+            reader = archive.partition(topic, p)
+        except TopicNotFound:
+            rows[p] = []
+            continue
+        rows[p] = [
+            (r.offset, r.timestamp_type, r.timestamp, r.key, r.value, r.headers, r.leader_epoch) for r in reader.read()
+        ]
+    return rows
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
+    """Poll ``condition`` until true; fail the test naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
+        time.sleep(interval)
+
+
+class ArchiverProcess:
+    """``pyrostore archive`` as a child process, with its log in a file."""
+
+    def __init__(self, bootstrap: str, topic: str, store: str, log: Path, *extra: str) -> None:
+        self.log = log
+        self.args = [
+            sys.executable, "-m", "pyrostore", "archive", "-b", bootstrap, "-t", topic, "--store", store,
+            "--segment-age", "1s", "--log-format", "json", *extra,
+        ]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> ArchiverProcess:
+        """Start (or restart) the archiver."""
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to flush anything."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM and wait for a clean exit; return the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def running(self) -> bool:
+        """Whether the process is still running."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self) -> str:
+        """Everything the archiver logged so far."""
+        return self.log.read_text(errors="replace")
