@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pyrostore.archive import Archive  # noqa: E402
-from pyrostore.index.writer import PartitionWriter  # noqa: E402
-from pyrostore.segment import encode_segment, records_to_table  # noqa: E402
-from pyrostore.store import open_store  # noqa: E402
+from pyrostore.archive import Archive
+from pyrostore.index.writer import PartitionWriter
+from pyrostore.segment import encode_segment, records_to_table
+from pyrostore.store import open_store
 
 TOPIC = "bench"
 PER_SEGMENT = 4

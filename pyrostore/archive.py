@@ -138,7 +138,11 @@ class PartitionArchive:
         return table.column("offset")[first].as_py()
 
     def read_segment(
-        self, entry: Entry, columns: list[str] | None = None, start: int | None = None, stop: int | None = None
+        self,
+        entry: Entry,
+        columns: list[str] | None = None,
+        start: int | None = None,
+        stop: int | None = None,
     ) -> pa.Table:
         """The records of one segment entry (optionally some columns and an offset range), digest checked."""
         name = self._segment_name(entry)
@@ -156,7 +160,11 @@ class PartitionArchive:
         )
 
     def read_batches(
-        self, start: int | None = None, stop: int | None = None, columns: list[str] | None = None, skip_lost: bool = False
+        self,
+        start: int | None = None,
+        stop: int | None = None,
+        columns: list[str] | None = None,
+        skip_lost: bool = False,
     ) -> Iterator[pa.RecordBatch]:
         """Records in ``[start, stop)`` as Arrow record batches, segment by segment.
 
@@ -179,7 +187,9 @@ class PartitionArchive:
             table = self.read_segment(entry, columns, begin if begin > entry.base else None, stop)
             yield from table.to_batches()
 
-    def read(self, start: int | None = None, stop: int | None = None, skip_lost: bool = False) -> Iterator[ArchivedRecord]:
+    def read(
+        self, start: int | None = None, stop: int | None = None, skip_lost: bool = False
+    ) -> Iterator[ArchivedRecord]:
         """Records in ``[start, stop)`` one by one, in offset order."""
         for batch in self.read_batches(start, stop, skip_lost=skip_lost):
             yield from records_of(batch, self.topic, self.partition)

@@ -32,7 +32,7 @@ from pyrostore.logs import configure as configure_logs
 from pyrostore.verify import verify_partition
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Streaming storage that never forgets.")
-out = Console(soft_wrap=True)
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)  # no 80-column tables in pipes
 err = Console(stderr=True, soft_wrap=True)
 
 StoreOptions = Annotated[
@@ -120,7 +120,8 @@ def _json_bytes(doc: dict, name: str, value: bytes | None) -> None:
 def format_record(record: ArchivedRecord, fmt: str) -> str:
     """One output line for a record: kcat-like text, or one JSON object (kcat -J fields)."""
     if fmt == "text":
-        return f"{record.topic} [{record.partition}] @ {record.offset} ts={record.timestamp}: key {_text(record.key)}: {_text(record.value)}"
+        where = f"{record.topic} [{record.partition}] @ {record.offset} ts={record.timestamp}"
+        return f"{where}: key {_text(record.key)}: {_text(record.value)}"
     doc: dict = {
         "topic": record.topic,
         "partition": record.partition,
@@ -184,7 +185,11 @@ def verify(url: str, topic: Annotated[str | None, typer.Argument()] = None, stor
             for p in archive.partitions(name):
                 task = progress.add_task(f"{name}/{p}", total=None)
                 report = verify_partition(
-                    archive.store, nodes, name, p, lambda done, total, t=task: progress.update(t, completed=done, total=total)
+                    archive.store,
+                    nodes,
+                    name,
+                    p,
+                    lambda done, total, t=task: progress.update(t, completed=done, total=total),
                 )
                 progress.remove_task(task)
                 problems += len(report.problems)

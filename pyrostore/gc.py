@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from pyrostore.archive import Archive
+from pyrostore.errors import ObjectNotFound
 from pyrostore.index import tree
 from pyrostore.index.commits import iter_commits
-from pyrostore.errors import ObjectNotFound
 from pyrostore.layout import log_prefix, node_key, node_prefix, segment_key, segment_prefix
 
 

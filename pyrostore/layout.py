@@ -12,6 +12,7 @@ from pyrostore.errors import FormatError
 
 ROOT_PREFIX = "pyrostore/v1/"
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def check_topic(topic: str) -> str:
@@ -22,7 +23,16 @@ def check_topic(topic: str) -> str:
 
 
 def segment_key(topic: str, partition: int, first_offset: int, digest: str) -> str:
-    """The key of a segment: Hive-style ``topic=``/``partition=`` folders, first offset, content digest."""
+    """The key of a segment: Hive-style ``topic=``/``partition=`` folders, first offset, content digest.
+
+    Raises ValueError for an illegal topic, a negative partition or offset, or a digest that is not
+    lowercase hex SHA-256.
+    """
+    check_topic(topic)
+    if partition < 0 or first_offset < 0:
+        raise ValueError(f"partition {partition} and first offset {first_offset} must not be negative")
+    if not _DIGEST.fullmatch(digest):
+        raise ValueError(f"digest {digest!r} is not a lowercase hex SHA-256")
     return f"{ROOT_PREFIX}data/topic={topic}/partition={partition}/{first_offset:020d}-{digest}.parquet"
 
 
@@ -33,15 +43,18 @@ def segment_prefix(topic: str, partition: int | None = None) -> str:
 
 
 _SEGMENT_KEY = re.compile(
-    r"^" + re.escape(ROOT_PREFIX) + r"data/topic=([^/]+)/partition=(\d+)/(\d{20})-([0-9a-f]{64})\.parquet$"
+    re.escape(ROOT_PREFIX)
+    + r"data/topic=([A-Za-z0-9._-]{1,249})/partition=(0|[1-9][0-9]*)/([0-9]{20})-([0-9a-f]{64})\.parquet"
 )
 
 
 def parse_segment_key(key: str) -> tuple[str, int, int, str]:
     """Split a segment key into (topic, partition, first offset, digest). Raises FormatError."""
-    match = _SEGMENT_KEY.match(key)
-    if not match:
-        raise FormatError(f"{key!r} is not a segment key")
+    match = _SEGMENT_KEY.fullmatch(key)
+    if not match or match[1] in (".", ".."):
+        raise FormatError(
+            f"{key!r} is not a segment key ({ROOT_PREFIX}data/topic=<t>/partition=<p>/<first>-<sha256>.parquet)"
+        )
     return match[1], int(match[2]), int(match[3]), match[4]
 
 

@@ -1,9 +1,9 @@
 """Segments: a run of one partition's records as one Parquet object, named by the SHA-256 of its bytes.
 
-The format is DESIGN §3: one row per Kafka record, sorted by offset, raw bytes untouched, zstd, statistics and
-the page index on, page CRCs written, and the segment's facts in the footer's ``pyrostore.*`` key-value
-metadata. Encoding is deterministic (the same records give the same bytes, hence the same object name) for a
-given pyarrow version, since pyarrow's ``created_by`` string names its version.
+The format is DESIGN §3: one row per Kafka record, sorted by offset, raw bytes untouched, zstd, statistics on
+the fixed-width columns, the page index, page CRCs, and the segment's facts in the footer's ``pyrostore.*``
+key-value metadata. Encoding is deterministic: the same records give the same bytes, hence the same object
+name, with the same pyarrow version (its ``created_by`` string, and its bundled zstd, are part of the bytes).
 
 Timestamps are stored as Kafka gives them, in milliseconds since the epoch; ``-1`` (Kafka's "no timestamp",
 with timestamp type ``-1``) is kept as ``-1`` and counts in the segment's minimum timestamp. Timestamp types
@@ -16,9 +16,10 @@ strings. A key that is not valid UTF-8 cannot reach this codec through confluent
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
-import re
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,9 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pyrostore.errors import FormatError, IntegrityError
-
-ROOT_PREFIX = "pyrostore/v1/"
-"""Prefix of every Pyrostore object under a store's root; callers prepend it to :func:`segment_key`."""
+from pyrostore.layout import check_topic, segment_key
 
 FORMAT_VERSION = "1"
 ROW_GROUP_BYTES = 24 * 1024 * 1024
@@ -68,7 +67,8 @@ _INT_META = (
 _STR_META = ("format", "topic", "isolation_level")
 _NOT_NULL = ("offset", "timestamp", "timestamp_type", "headers")
 
-# Dictionary encoding only where values repeat; key and value are opaque blobs where it only costs time.
+# Dictionaries only where values repeat, statistics (min/max, hence the page index's column index) only where
+# ranges mean something: key and value are opaque blobs, where both only cost time and space.
 _WRITE_OPTIONS: dict[str, Any] = dict(
     compression="zstd",
     use_dictionary=[
@@ -77,17 +77,11 @@ _WRITE_OPTIONS: dict[str, Any] = dict(
         "headers.list.element.key",
         "headers.list.element.value",
     ],
-    write_statistics=True,
+    write_statistics=["offset", "timestamp", "timestamp_type", "leader_epoch"],
     write_page_index=True,
     write_page_checksum=True,
     sorting_columns=[pq.SortingColumn(0)],
     store_schema=False,  # the Parquet schema alone reads back as SCHEMA; keeps the footer free of Arrow blobs
-)
-
-_TOPIC = r"[A-Za-z0-9._-]{1,249}"
-_KEY_RE = re.compile(
-    rf"data/topic=(?P<topic>{_TOPIC})/partition=(?P<partition>0|[1-9][0-9]*)"
-    r"/(?P<base>[0-9]{20})-(?P<digest>[0-9a-f]{64})\.parquet"
 )
 
 
@@ -113,28 +107,8 @@ class EncodedSegment:
 
     @property
     def key(self) -> str:
-        """The object key relative to the archive root (prepend :data:`ROOT_PREFIX`)."""
+        """The segment's object key in an archive."""
         return segment_key(self.topic, self.partition, self.base_offset, self.digest)
-
-
-def segment_key(topic: str, partition: int, base_offset: int, digest: str) -> str:
-    """Return ``data/topic=<t>/partition=<p>/<base:020d>-<digest>.parquet``, relative to the archive root."""
-    _check_topic(topic)
-    if partition < 0 or base_offset < 0:
-        raise ValueError(f"partition {partition} and base offset {base_offset} must not be negative")
-    if not re.fullmatch(r"[0-9a-f]{64}", digest):
-        raise ValueError(f"digest {digest!r} is not a lowercase hex SHA-256")
-    return f"data/topic={topic}/partition={partition}/{base_offset:020d}-{digest}.parquet"
-
-
-def parse_segment_key(key: str) -> tuple[str, int, int, str]:
-    """Return ``(topic, partition, base_offset, digest)`` of a segment key, with or without ROOT_PREFIX."""
-    match = _KEY_RE.fullmatch(key.removeprefix(ROOT_PREFIX))
-    if match is None or match["topic"] in (".", ".."):
-        raise FormatError(
-            f"{key!r} is not a segment key (data/topic=<t>/partition=<p>/<base>-<sha256>.parquet)"
-        )
-    return match["topic"], int(match["partition"]), int(match["base"]), match["digest"]
 
 
 def encode_segment(
@@ -153,7 +127,7 @@ def encode_segment(
     where the schema forbids them, have offsets that are negative or not strictly increasing, an unknown
     timestamp type, or when ``next_offset`` is not past the last offset.
     """
-    _check_topic(topic)
+    check_topic(topic)
     if partition < 0:
         raise ValueError(f"partition {partition} must not be negative")
     if isolation_level not in ISOLATION_LEVELS:
@@ -201,7 +175,8 @@ def decode_segment(
     """Verify and decode a segment; ``name`` (its key, say) is what error messages call it.
 
     Returns the chosen ``columns`` (all by default) of the records whose offsets lie in
-    ``[offset_from, offset_to)`` (either end open when None), skipping row groups by their statistics.
+    ``[offset_from, offset_to)`` (either end open when None); with a digest, row groups outside the range
+    are skipped by their statistics.
     Raises IntegrityError when the digest differs from ``expected_digest`` or the bytes are not a sound
     segment, FormatError when its format version is unknown, ValueError for an unknown column.
     """
@@ -211,19 +186,21 @@ def decode_segment(
     unknown = [c for c in wanted if c not in SCHEMA.names]
     if unknown:
         raise ValueError(f"unknown segment columns {unknown}; a segment has {SCHEMA.names}")
-    bounds = [("offset", ">=", offset_from), ("offset", "<", offset_to)]
-    bounds = [bound for bound in bounds if bound[2] is not None]
+    bounds = [pc.field("offset") >= offset_from] if offset_from is not None else []
+    bounds += [pc.field("offset") < offset_to] if offset_to is not None else []
+    condition = functools.reduce(operator.and_, bounds) if bounds else None
+    verified = expected_digest is not None
 
     _open(data, name)
     try:
-        # read_table skips row groups by their offset statistics and decodes the rest in parallel. Page CRCs
-        # are the only check left when no digest was given.
-        table = pq.read_table(
-            pa.BufferReader(data),
-            columns=wanted,
-            filters=bounds or None,
-            page_checksum_verification=expected_digest is None,
-        )
+        if verified:  # read_table skips row groups by their statistics and decodes the rest in parallel
+            table = pq.read_table(pa.BufferReader(data), columns=wanted, filters=condition)
+        else:
+            # Unverified statistics are not used: pyarrow 26 hangs on some corrupted ones. Page CRCs are
+            # the only check left without a digest.
+            read = [*wanted, "offset"] if condition is not None and "offset" not in wanted else wanted
+            table = pq.read_table(pa.BufferReader(data), columns=read, page_checksum_verification=True)
+            table = table if condition is None else table.filter(condition).select(wanted)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise IntegrityError(f"segment {name}: cannot decode: {exc}") from exc
     return table.replace_schema_metadata(None)
@@ -248,16 +225,17 @@ def verify_digest(data: bytes, expected_digest: str, name: str) -> None:
 class SegmentBuilder:
     """Accumulates records one by one, cheaply, then builds the segment's Arrow table once.
 
-    :meth:`append` only stores a tuple and adds up sizes; all Arrow work happens in :meth:`to_table`.
+    :meth:`append` only appends to plain lists and adds up sizes; all Arrow work happens in :meth:`to_table`.
     """
 
-    __slots__ = ("_bytes", "_rows")
+    __slots__ = ("_add", "_bytes", "_columns")
 
     # Fixed bytes per record in Arrow: offset, timestamp, type, epoch, and three 4-byte list/binary offsets.
     _ROW_BYTES = 8 + 8 + 1 + 4 + 12
 
     def __init__(self) -> None:
-        self._rows: list[tuple] = []
+        self._columns: tuple[list, ...] = tuple([] for _ in SCHEMA)
+        self._add = tuple(column.append for column in self._columns)  # bound once: append is the hot path
         self._bytes = 0
 
     def append(
@@ -271,10 +249,19 @@ class SegmentBuilder:
         leader_epoch: int | None = None,
     ) -> None:
         """Add one record; ``headers`` is a list of (key, value) pairs as confluent_kafka returns, or None."""
-        self._rows.append((offset, timestamp_ms, timestamp_type, key, value, headers, leader_epoch))
-        self._bytes += self._ROW_BYTES + (len(key) if key else 0) + (len(value) if value else 0)
+        add_offset, add_timestamp, add_type, add_key, add_value, add_headers, add_epoch = self._add
+        add_offset(offset)
+        add_timestamp(timestamp_ms)
+        add_type(timestamp_type)
+        add_key(key)
+        add_value(value)
+        add_headers(headers)
+        add_epoch(leader_epoch)
+        size = self._ROW_BYTES + (len(key) if key else 0) + (len(value) if value else 0)
         if headers:
-            self._bytes += sum(len(k) + (len(v) if v else 0) + 8 for k, v in headers)
+            for header_key, header_value in headers:
+                size += 8 + len(header_key) + (len(header_value) if header_value else 0)
+        self._bytes += size
 
     @property
     def approx_bytes(self) -> int:
@@ -282,13 +269,11 @@ class SegmentBuilder:
         return self._bytes
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._columns[0])
 
     def to_table(self) -> pa.Table:
         """Build the table of the records appended so far, in append order, with :data:`SCHEMA`."""
-        if not self._rows:
-            return SCHEMA.empty_table()
-        offset, timestamp, timestamp_type, key, value, headers, epoch = zip(*self._rows, strict=True)
+        headers = self._columns[SCHEMA.get_field_index("headers")]
         headers_type = SCHEMA.field("headers").type
         if any(headers):
             header_array = pa.array([h or () for h in headers], type=headers_type)
@@ -296,13 +281,8 @@ class SegmentBuilder:
             empty = pa.repeat(pa.scalar(0, pa.int32()), len(headers) + 1)
             header_array = pa.ListArray.from_arrays(empty, pa.array([], HEADER), type=headers_type)
         arrays = [
-            pa.array(offset, pa.int64()),
-            pa.array(timestamp, SCHEMA.field("timestamp").type),
-            pa.array(timestamp_type, pa.int8()),
-            pa.array(key, pa.binary()),
-            pa.array(value, pa.binary()),
-            header_array,
-            pa.array(epoch, pa.int32()),
+            header_array if field.name == "headers" else pa.array(column, field.type)
+            for field, column in zip(SCHEMA, self._columns, strict=True)
         ]
         return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
@@ -313,11 +293,6 @@ def records_to_table(records: Iterable[Sequence[Any]]) -> pa.Table:
     for record in records:
         builder.append(*record)
     return builder.to_table()
-
-
-def _check_topic(topic: str) -> None:
-    if not re.fullmatch(_TOPIC, topic) or topic in (".", ".."):
-        raise ValueError(f"{topic!r} is not a valid Kafka topic name")
 
 
 def _as_table(records: pa.Table | Sequence[pa.RecordBatch]) -> pa.Table:
@@ -378,9 +353,7 @@ def _open(data: bytes, name: str) -> dict[str, int | str]:
     if version is None:
         raise FormatError(f"segment {name}: not a Pyrostore segment (no {_META_PREFIX}format in its footer)")
     if version != FORMAT_VERSION:
-        raise FormatError(
-            f"segment {name}: format version {version!r}; this Pyrostore reads {FORMAT_VERSION}"
-        )
+        raise FormatError(f"segment {name}: format version {version!r}; this Pyrostore reads {FORMAT_VERSION}")
     try:
         meta: dict[str, int | str] = {k: raw[_META_PREFIX + k] for k in _STR_META}
         meta.update({k: int(raw[_META_PREFIX + k]) for k in _INT_META})
@@ -388,12 +361,6 @@ def _open(data: bytes, name: str) -> dict[str, int | str]:
         raise IntegrityError(f"segment {name}: footer metadata is missing or malformed: {exc}") from exc
     if not schema.equals(SCHEMA):
         raise IntegrityError(f"segment {name}: schema {schema} is not the segment schema")
-    # pyarrow 26 aborts the process, or hangs, reading a column chunk whose type disagrees with the schema.
-    footer_types = [parquet.schema.column(i).physical_type for i in range(len(parquet.schema))]
-    for group in range(parquet.metadata.num_row_groups):
-        chunks = parquet.metadata.row_group(group)
-        if [chunks.column(i).physical_type for i in range(chunks.num_columns)] != footer_types:
-            raise IntegrityError(f"segment {name}: row group {group}'s column types disagree with its schema")
     if parquet.metadata.num_rows != meta["record_count"]:
         raise IntegrityError(
             f"segment {name}: holds {parquet.metadata.num_rows} rows, its footer says {meta['record_count']}"

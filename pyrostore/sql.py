@@ -8,6 +8,7 @@ so segments a crashed writer left behind never show up as duplicates. Paths keep
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from pyrostore.archive import Archive
 from pyrostore.layout import segment_key
@@ -22,7 +23,7 @@ def segment_urls(archive: Archive, topic: str, partitions: list[int] | None = No
         for entry in reader.segments():
             if not entry.lost:
                 urls.append(f"{base}/{segment_key(topic, partition, entry.first, entry.digest)}")
-    return [url.removeprefix("file://") for url in urls]
+    return [unquote(url.removeprefix("file://")) if url.startswith("file://") else url for url in urls]
 
 
 def duckdb_view(connection: Any, archive: Archive, topic: str, view: str | None = None) -> str:

@@ -189,7 +189,10 @@ def _check_segment(store, topic, partition, leaf: Entry, report: PartitionReport
     if facts != promised:
         problem(key, f"holds (records, first, last, min ts, max ts) {facts}, its index entry says {promised}")
     if (footer["next_offset"], len(data)) != (leaf.end, leaf.bytes):
-        problem(key, f"footer next offset {footer['next_offset']} and size {len(data)} differ from its index "
-                f"entry's end {leaf.end} and bytes {leaf.bytes}")
+        problem(
+            key,
+            f"footer next offset {footer['next_offset']} and size {len(data)} differ from its index "
+            f"entry's end {leaf.end} and bytes {leaf.bytes}",
+        )
     if table.num_rows > 1 and not pc.all(pc.greater(offsets[1:], offsets[:-1])).as_py():
         problem(key, "offsets are not strictly increasing")

@@ -46,7 +46,15 @@ def kafka_rows(bootstrap: str, topic: str, partitions: int) -> dict[int, list[Ro
             continue
         kind, stamp = message.timestamp()
         rows[message.partition()].append(
-            (message.offset(), kind - 1, stamp, message.key(), message.value(), message.headers() or [], message.leader_epoch())
+            (
+                message.offset(),
+                kind - 1,
+                stamp,
+                message.key(),
+                message.value(),
+                message.headers() or [],
+                message.leader_epoch(),
+            )
         )
     consumer.close()
     return rows
@@ -82,8 +90,21 @@ class ArchiverProcess:
     def __init__(self, bootstrap: str, topic: str, store: str, log: Path, *extra: str) -> None:
         self.log = log
         self.args = [
-            sys.executable, "-m", "pyrostore", "archive", "-b", bootstrap, "-t", topic, "--store", store,
-            "--segment-age", "1s", "--log-format", "json", *extra,
+            sys.executable,
+            "-m",
+            "pyrostore",
+            "archive",
+            "-b",
+            bootstrap,
+            "-t",
+            topic,
+            "--store",
+            store,
+            "--segment-age",
+            "1s",
+            "--log-format",
+            "json",
+            *extra,
         ]
         self.proc: subprocess.Popen | None = None
 

@@ -77,9 +77,7 @@ def start(workdir: Path) -> KafkaServer:
     workdir.mkdir(parents=True, exist_ok=True)
     port, controller_port = free_port(), free_port()
     props = workdir / "server.properties"
-    props.write_text(
-        _BROKER_PROPERTIES.format(port=port, controller_port=controller_port, data=workdir / "data")
-    )
+    props.write_text(_BROKER_PROPERTIES.format(port=port, controller_port=controller_port, data=workdir / "data"))
     (workdir / "log4j2.yaml").write_text(_LOG4J2)
     java = ["java", "-Xms256m", "-Xmx768m", f"-Dlog4j2.configurationFile={workdir / 'log4j2.yaml'}"]
     java += ["-cp", f"{libs}/*"]

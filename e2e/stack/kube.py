@@ -120,4 +120,3 @@ def write_user_kubeconfig(path: Path, server: str, ca_file: Path, token: str, us
     path.write_text(yaml.safe_dump(doc))
     path.chmod(0o600)
     return path
-

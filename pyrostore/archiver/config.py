@@ -25,7 +25,7 @@ class ArchiverConfig:
     group_id: str | None = None  # default: pyrostore-<topic>
     segment_bytes: int = 64 * 1024 * 1024
     segment_age: float = 60.0  # seconds an open segment may wait before it is committed
-    max_buffer_bytes: int = 256 * 1024 * 1024  # across partitions; the largest segment rolls past it
+    max_buffer_bytes: int = 96 * 1024 * 1024  # open segments, and again segments in flight, across partitions
     kafka_properties: dict[str, str] = field(default_factory=dict)
     metrics_port: int | None = None
     accept_loss: bool = False
@@ -46,9 +46,11 @@ def consumer_config(config: ArchiverConfig, client_id: str) -> dict[str, str]:
     return {
         "auto.offset.reset": "earliest",
         "client.id": client_id,
-        "fetch.max.bytes": str(64 * 1024 * 1024),
+        # librdkafka prefetches up to queued.max.messages.kbytes per partition: keep it modest, memory is
+        # bounded by the archiver's own buffers.
+        "fetch.max.bytes": str(32 * 1024 * 1024),
         "max.partition.fetch.bytes": str(8 * 1024 * 1024),
-        "queued.max.messages.kbytes": str(64 * 1024),
+        "queued.max.messages.kbytes": str(16 * 1024),
         **config.kafka_properties,
         **_FIXED,
         "bootstrap.servers": config.bootstrap_servers,

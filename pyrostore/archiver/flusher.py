@@ -36,9 +36,11 @@ class Flushed:
 class Flusher:
     """A thread committing one partition's segments in order; results go to a shared queue."""
 
-    def __init__(self, writer: PartitionWriter, results: Callable[[Flushed], None], depth: int = 2) -> None:
+    def __init__(self, writer: PartitionWriter, results: Callable[[Flushed], None], depth: int = 1) -> None:
         self.writer = writer
         self._report = results
+        self._pending = 0  # approximate bytes submitted and not yet committed
+        self._pending_lock = threading.Lock()
         self._queue: queue.Queue[tuple[SegmentBuilder, int] | None] = queue.Queue(maxsize=depth)
         self.failed: BaseException | None = None
         self._thread = threading.Thread(
@@ -49,7 +51,14 @@ class Flusher:
     def submit(self, builder: SegmentBuilder, next_offset: int) -> None:
         """Queue a full builder for commit (blocks while ``depth`` builders are waiting)."""
         if self.failed is None:
+            with self._pending_lock:
+                self._pending += builder.approx_bytes
             self._queue.put((builder, next_offset))
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes handed to this flusher and not committed yet (for the archiver's memory budget)."""
+        return self._pending
 
     def close(self, timeout: float | None = None) -> bool:
         """Commit what is queued, stop the thread, and return whether it finished within ``timeout``."""
@@ -59,29 +68,31 @@ class Flusher:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            if self.failed is not None:
-                continue  # drain: after a failure nothing more may be committed
             builder, next_offset = item
-            started = time.monotonic()
             try:
-                segment = encode_segment(
-                    builder.to_table(),
-                    topic=self.writer.topic,
-                    partition=self.writer.partition,
-                    next_offset=next_offset,
-                )
-                commit = self.writer.append([segment])
+                if self.failed is None:  # after a failure nothing more may be committed: drain
+                    self._report(self._flush(builder, next_offset))
             except BaseException as exc:  # reported to the reading thread, which decides
                 self.failed = exc
                 self._report(Flushed(self.writer.partition, None, error=exc))
-                continue
-            self._report(
-                Flushed(
-                    self.writer.partition,
-                    commit.next_offset,
-                    records=segment.record_count,
-                    bytes=segment.size,
-                    seconds=time.monotonic() - started,
-                )
-            )
+            finally:
+                with self._pending_lock:
+                    self._pending -= builder.approx_bytes
         self.writer.close()
+
+    def _flush(self, builder: SegmentBuilder, next_offset: int) -> Flushed:
+        started = time.monotonic()
+        segment = encode_segment(
+            builder.to_table(),
+            topic=self.writer.topic,
+            partition=self.writer.partition,
+            next_offset=next_offset,
+        )
+        commit = self.writer.append([segment])
+        return Flushed(
+            self.writer.partition,
+            commit.next_offset,
+            records=segment.record_count,
+            bytes=segment.size,
+            seconds=time.monotonic() - started,
+        )

@@ -15,12 +15,25 @@ class ArchiverMetrics:
         self.bytes = Counter("pyrostore_archived_bytes", "Segment bytes archived", labels, registry=self.registry)
         self.segments = Counter("pyrostore_archived_segments", "Segments archived", labels, registry=self.registry)
         self.commit_seconds = Histogram(
-            "pyrostore_commit_seconds", "Time to upload and commit a segment", ["topic"], registry=self.registry
+            "pyrostore_commit_seconds",
+            "Time to upload and commit a segment",
+            ["topic"],
+            registry=self.registry,
         )
-        self.lag = Gauge("pyrostore_lag_records", "Kafka high watermark minus the archive's next offset", labels, registry=self.registry)
-        self.next_offset = Gauge("pyrostore_archived_next_offset", "The archive's next offset", labels, registry=self.registry)
+        self.lag = Gauge(
+            "pyrostore_lag_records",
+            "Kafka high watermark minus the archive's next offset",
+            labels,
+            registry=self.registry,
+        )
+        self.next_offset = Gauge(
+            "pyrostore_archived_next_offset", "The archive's next offset", labels, registry=self.registry
+        )
         self.lost = Counter(
-            "pyrostore_lost_offsets", "Offsets Kafka deleted before they were archived", labels, registry=self.registry
+            "pyrostore_lost_offsets",
+            "Offsets Kafka deleted before they were archived",
+            labels,
+            registry=self.registry,
         )
 
     def serve(self, port: int) -> None:

@@ -64,7 +64,11 @@ class Archiver:
         ensure_descriptor(self.store, identity)
         log.info(
             "archiving %s (%d partitions, topic id %s) into %s as group %s",
-            config.topic, partitions, identity.topic_id, self.store.url, config.group,
+            config.topic,
+            partitions,
+            identity.topic_id,
+            self.store.url,
+            config.group,
         )
         if config.metrics_port is not None:
             self.metrics.serve(config.metrics_port)
@@ -127,6 +131,9 @@ class Archiver:
             partition = largest(buffered)
             self._roll(consumer, partition, self._partitions[partition])
             del buffered[partition]
+        # Backpressure: segments being committed count against the same budget as open ones.
+        while sum(s.flusher.pending_bytes for s in self._partitions.values()) > config.max_buffer_bytes:
+            time.sleep(0.005)
 
     def _roll(self, consumer: Consumer, partition: int, state: _Partition) -> None:
         """Hand the open segment to the flusher; its end covers trailing gaps the consumer has passed."""
@@ -211,7 +218,10 @@ class Archiver:
 
     def _on_lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
         """Partitions lost without a clean revoke: another member may own them; commit nothing to Kafka."""
-        log.warning("lost partitions %s; their open segments are committed only if not fenced", [tp.partition for tp in lost])
+        log.warning(
+            "lost partitions %s; their open segments are committed only if not fenced",
+            [tp.partition for tp in lost],
+        )
         self._release([tp.partition for tp in lost], consumer, None)
 
     def _release(self, partitions: list[int], consumer: Consumer, kafka_commit: str | None) -> None:
@@ -221,7 +231,11 @@ class Archiver:
                 continue
             self._roll(consumer, partition, state)
             if not state.flusher.close(self.config.shutdown_grace):
-                log.error("partition %d: segment still committing after %.0fs", partition, self.config.shutdown_grace)
+                log.error(
+                    "partition %d: segment still committing after %.0fs",
+                    partition,
+                    self.config.shutdown_grace,
+                )
         self._collect(consumer, kafka_commit)
         for partition in partitions:
             self._partitions.pop(partition, None)

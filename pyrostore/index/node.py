@@ -81,7 +81,9 @@ def check_tiling(entries: Sequence[Entry], where: str) -> None:
         if entry.end <= entry.base:
             raise IntegrityError(f"{where}: entry covers an empty or negative range [{entry.base}, {entry.end})")
         if entry.records and not (entry.base <= entry.first <= entry.last < entry.end):
-            raise IntegrityError(f"{where}: records {entry.first}..{entry.last} lie outside [{entry.base}, {entry.end})")
+            raise IntegrityError(
+                f"{where}: records {entry.first}..{entry.last} lie outside [{entry.base}, {entry.end})"
+            )
 
 
 def encode_node(node: Node) -> tuple[bytes, str]:

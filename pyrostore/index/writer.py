@@ -110,9 +110,7 @@ class PartitionWriter:
         if not segments:
             return self.head
         for segment in segments:
-            self.store.put(
-                segment_key(self.topic, self.partition, segment.base_offset, segment.digest), segment.data
-            )
+            self.store.put(segment_key(self.topic, self.partition, segment.base_offset, segment.digest), segment.data)
         return self._commit(lambda start: _segment_entries(segments, start))
 
     def record_lost(self, end_offset: int) -> Commit:

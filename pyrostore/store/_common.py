@@ -18,9 +18,7 @@ def check_key(key: str) -> str:
     if not isinstance(key, str) or not key:
         raise ValueError(f"invalid object key {key!r}: must be a non-empty string")
     if "\x00" in key or any(part in ("", ".", "..") for part in key.split("/")):
-        raise ValueError(
-            f"invalid object key {key!r}: must be a relative path without empty, '.' or '..' parts"
-        )
+        raise ValueError(f"invalid object key {key!r}: must be a relative path without empty, '.' or '..' parts")
     return key
 
 

@@ -55,14 +55,10 @@ def parse_url(url: str) -> Location:
     if "@" in parts.netloc:
         raise InvalidStoreURL(f"store URL {shown!r} carries credentials; pass them as options instead")
     if parts.query or parts.fragment:
-        raise InvalidStoreURL(
-            f"store URL {shown!r} has a query or fragment; pass settings as options instead"
-        )
+        raise InvalidStoreURL(f"store URL {shown!r} has a query or fragment; pass settings as options instead")
     if scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-            raise InvalidStoreURL(
-                f"store URL {shown!r}: a file URL needs an absolute path, as file:///abs/dir"
-            )
+            raise InvalidStoreURL(f"store URL {shown!r}: a file URL needs an absolute path, as file:///abs/dir")
         return Location("file", os.path.abspath(unquote(parts.path)))
     if not parts.netloc:
         raise InvalidStoreURL(f"store URL {shown!r} names no bucket; use {scheme}://bucket/prefix")
@@ -102,14 +98,10 @@ def _convert(shown: str, name: str, value: object, kind: type) -> object:
         try:
             return kind(value.strip() if isinstance(value, str) else value)
         except (TypeError, ValueError):
-            raise InvalidStoreURL(
-                f"store {shown!r}: option {name!r} must be a number, not {value!r}"
-            ) from None
+            raise InvalidStoreURL(f"store {shown!r}: option {name!r} must be a number, not {value!r}") from None
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str):
         # A secret could arrive here; name only its type.
-        raise InvalidStoreURL(
-            f"store {shown!r}: option {name!r} must be a string, not {type(value).__name__}"
-        )
+        raise InvalidStoreURL(f"store {shown!r}: option {name!r} must be a string, not {type(value).__name__}")
     return value

@@ -134,9 +134,7 @@ class GCSStore:
             blob = self._blob(key)
             blob.metadata = {CREATE_TOKEN: token}
             try:
-                blob.upload_from_string(
-                    data, content_type=_CONTENT_TYPE, if_generation_match=0, retry=self._retry
-                )
+                blob.upload_from_string(data, content_type=_CONTENT_TYPE, if_generation_match=0, retry=self._retry)
                 return
             except api.PreconditionFailed:
                 holder = self._find("create", key)

@@ -100,13 +100,9 @@ class S3Store:
             )
             self._client = session.client("s3", endpoint_url=endpoint_url, config=config)
         except ProfileNotFound as exc:
-            raise InvalidStoreURL(
-                f"open {self._url}: AWS profile {exc.kwargs.get('profile')!r} not found"
-            ) from exc
+            raise InvalidStoreURL(f"open {self._url}: AWS profile {exc.kwargs.get('profile')!r} not found") from exc
         except ValueError as exc:  # botocore's answer to a malformed endpoint URL
-            raise InvalidStoreURL(
-                f"open {self._url}: bad endpoint_url {self._endpoint!r}: {scrub(str(exc))}"
-            ) from exc
+            raise InvalidStoreURL(f"open {self._url}: bad endpoint_url {self._endpoint!r}: {scrub(str(exc))}") from exc
         except BotoCoreError as exc:
             raise StoreError(f"open {self._url}: {scrub(str(exc))}") from exc
 
@@ -132,9 +128,7 @@ class S3Store:
             return b""
         name = self._name(key)
         try:
-            answer = self._client.get_object(
-                Bucket=self._bucket, Key=name, Range=f"bytes={start}-{start + length - 1}"
-            )
+            answer = self._client.get_object(Bucket=self._bucket, Key=name, Range=f"bytes={start}-{start + length - 1}")
             return answer["Body"].read()
         except ClientError as exc:
             if _status(exc) == 416:

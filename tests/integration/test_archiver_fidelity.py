@@ -36,7 +36,10 @@ def _archive_and_compare(kafka, topic: str, partitions: int, tmp_path) -> dict[i
 
 def test_every_kind_of_record_is_kept(kafka, new_topic, tmp_path):
     # segment.bytes above the stack's 1 MiB default: a segment must hold the largest batch.
-    topic = new_topic(partitions=3, config={"max.message.bytes": str(4 * 1024 * 1024), "segment.bytes": str(16 * 1024 * 1024)})
+    topic = new_topic(
+        partitions=3,
+        config={"max.message.bytes": str(4 * 1024 * 1024), "segment.bytes": str(16 * 1024 * 1024)},
+    )
     producer = Producer({"bootstrap.servers": kafka.bootstrap, "message.max.bytes": 4 * 1024 * 1024, "linger.ms": 5})
     big = os.urandom(1024 * 1024 + 17)
     cases = [
@@ -58,10 +61,20 @@ def test_every_kind_of_record_is_kept(kafka, new_topic, tmp_path):
     for round_ in range(30):
         for i, (key, value) in enumerate(cases if round_ < 2 else cases[:5]):
             producer.produce(
-                topic, value, key, partition=(round_ + i) % 3, headers=headers if i % 2 else None, on_delivery=delivered
+                topic,
+                value,
+                key,
+                partition=(round_ + i) % 3,
+                headers=headers if i % 2 else None,
+                on_delivery=delivered,
             )
         producer.produce(
-            topic, b"stamped", b"t", partition=round_ % 3, timestamp=1_600_000_000_000 - round_ * 1000, on_delivery=delivered
+            topic,
+            b"stamped",
+            b"t",
+            partition=round_ % 3,
+            timestamp=1_600_000_000_000 - round_ * 1000,
+            on_delivery=delivered,
         )
     assert producer.flush(60) == 0
     assert failures == []
@@ -128,4 +141,3 @@ def test_transactions_keep_committed_and_drop_aborted(kafka, new_topic, tmp_path
     assert len(values) == 28 and not any(v.startswith(b"abort") for v in values)
     offsets = [row[0] for row in rows[0]]
     assert offsets[-1] + 1 > len(offsets)  # aborted records and transaction markers left gaps
-

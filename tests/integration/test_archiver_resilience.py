@@ -164,8 +164,17 @@ def test_bad_input_gives_one_clear_line(kafka, s3_server, new_topic, tmp_path, c
         "unreachable Kafka": ["-b", "127.0.0.1:1", "-t", topic, "--store", str(tmp_path)],
         "missing bucket": ["-b", kafka.bootstrap, "-t", topic, "--store", "s3://no-such-bucket/x", *s3],
         "bad credentials": [
-            "-b", kafka.bootstrap, "-t", topic, "--store", f"s3://{s3_server.bucket}/x", *s3[:4],
-            "-o", "secret_access_key=wrong", "-o", "region=us-east-1",
+            "-b",
+            kafka.bootstrap,
+            "-t",
+            topic,
+            "--store",
+            f"s3://{s3_server.bucket}/x",
+            *s3[:4],
+            "-o",
+            "secret_access_key=wrong",
+            "-o",
+            "region=us-east-1",
         ],
     }[case]
     expected = {

@@ -120,9 +120,7 @@ def test_kube_apiserver_serves_custom_resources(kube):
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
-                            "properties": {
-                                "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}
-                            },
+                            "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}},
                         }
                     },
                 }
@@ -131,7 +129,12 @@ def test_kube_apiserver_serves_custom_resources(kube):
     }
     client.ApiextensionsV1Api(api).create_custom_resource_definition(crd)
     objects = client.CustomObjectsApi(api)
-    widget = {"apiVersion": "stack.test.io/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 3}}
+    widget = {
+        "apiVersion": "stack.test.io/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w1"},
+        "spec": {"size": 3},
+    }
     # The CRD's API becomes available a moment after creation: retry only on 404 of the new resource.
     for _ in range(100):
         try:

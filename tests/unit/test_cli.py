@@ -31,7 +31,9 @@ def test_ls_cat_verify_gc(tmp_path):
     ]
     lines = run("cat", url, "orders", "--from-time", str(record(15)[1]), "--format", "jsonl").stdout.splitlines()
     docs = [json.loads(line) for line in lines]
-    assert [(d["partition"], d["offset"]) for d in docs] == [(0, o) for o in range(15, 30)] + [(1, o) for o in range(15, 20)]
+    assert [(d["partition"], d["offset"]) for d in docs] == [(0, o) for o in range(15, 30)] + [
+        (1, o) for o in range(15, 20)
+    ]
     assert docs[0]["headers"] == [{"key": "n", "value": "15"}]
 
     assert run("verify", url).returncode == 0
@@ -51,7 +53,11 @@ def test_verify_fails_on_damage_with_a_report(tmp_path):
 
 
 def test_bad_input_gives_one_line_and_no_traceback(tmp_path):
-    for args in (("ls", "s3x://bucket"), ("ls", str(tmp_path / "missing")), ("cat", str(tmp_path), "no-such-topic")):
+    for args in (
+        ("ls", "s3x://bucket"),
+        ("ls", str(tmp_path / "missing")),
+        ("cat", str(tmp_path), "no-such-topic"),
+    ):
         result = run(*args)
         assert result.returncode != 0, args
         assert "Traceback" not in result.stderr

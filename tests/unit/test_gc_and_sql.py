@@ -79,8 +79,6 @@ def test_duckdb_reads_exactly_the_committed_segments(tmp_path):
     connection = duckdb.connect()
     view = duckdb_view(connection, archive, TOPIC)
     rows = connection.execute(f'SELECT topic, "partition", "offset", value FROM "{view}" ORDER BY 2, 3').fetchall()
-    expected = [
-        (TOPIC, p, r.offset, r.value) for p in (0, 1) for r in archive.partition(TOPIC, p).read()
-    ]
+    expected = [(TOPIC, p, r.offset, r.value) for p in (0, 1) for r in archive.partition(TOPIC, p).read()]
     assert [(t, int(p), o, v) for t, p, o, v in rows] == expected
     assert len(rows) == 60

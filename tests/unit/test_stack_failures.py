@@ -41,6 +41,6 @@ def test_the_stack_remembers_a_failed_start(tmp_path, monkeypatch):
     monkeypatch.setitem(e2e.stack._STARTERS, "kafka", failing_start)
     stack = Stack(tmp_path)
     for _ in range(2):
-        with pytest.raises(ServerFailed, match="kafka.log"):
+        with pytest.raises(ServerFailed, match=r"kafka\.log"):
             stack.get("kafka")
     assert len(calls) == 1

@@ -209,9 +209,7 @@ def test_four_processes_race_to_create_and_one_wins(tmp_path):
     root = str(tmp_path / "store")
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(4), context.Queue()
-    processes = [
-        context.Process(target=_create_in_process, args=(root, i, barrier, results)) for i in range(4)
-    ]
+    processes = [context.Process(target=_create_in_process, args=(root, i, barrier, results)) for i in range(4)]
     for process in processes:
         process.start()
     outcomes = dict(results.get(timeout=60) for _ in processes)

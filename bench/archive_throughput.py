@@ -1,0 +1,195 @@
+"""Archiver throughput beside a plain confluent_kafka consumer reading the same topic (the ceiling).
+
+Starts the stack's Kafka, produces at least 1 GB per record size (1 KiB and 100 B records by default), then
+for each topic runs, each in its own process: a plain consumer that only reads every record (the ceiling),
+and the archiver writing the topic into a local archive until it has everything. Prints MB/s, records/s, the
+ratio to the ceiling, and each process's peak memory.
+
+    python bench/archive_throughput.py [--gb 1.0] [--sizes 1024,100] [--partitions 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def produce(bootstrap: str, topic: str, partitions: int, size: int, total_bytes: int) -> int:
+    """Create the topic and fill it with ``total_bytes`` of JSON-like values of ``size`` bytes; return the count."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    config = {"segment.bytes": str(256 * 1024 * 1024), "retention.ms": "-1"}
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the topic exists
+    admin.create_topics([NewTopic(topic, partitions, 1, config=config)])[topic].result(60)
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 50,
+            "batch.size": 1_000_000,
+            "queue.buffering.max.kbytes": 1_048_576,
+        }
+    )
+    pool = _values(size)
+    count = total_bytes // size
+    for i in range(count):
+        value = pool[i % len(pool)]
+        while True:
+            try:
+                producer.produce(topic, value, b"user-%d" % (i % 10007))
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 10000 == 0:
+            producer.poll(0)
+    producer.flush(300)
+    return count
+
+
+def _values(size: int, count: int = 4096) -> list[bytes]:
+    """JSON-like values of ``size`` bytes that compress about 3x, like typical event payloads."""
+    import random
+
+    rng = random.Random(size)
+    words = ["page_view", "checkout", "search", "click", "session", "product", "user", "cart", "promo", "ok"]
+    values = []
+    for _ in range(count):
+        text = f'{{"id": "{rng.getrandbits(128):032x}", "event": "{rng.choice(words)}", "fields": {{'
+        while len(text) < size:
+            text += f'"{rng.choice(words)}": "{rng.choice(words)}-{rng.getrandbits(24):x}", '
+
+        values.append(text.encode()[:size])
+    return values
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (Linux VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def role_consume(bootstrap: str, topic: str, partitions: int, expected: int) -> dict:
+    """The ceiling: read every record of the topic, touching key and value, and nothing else."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from pyrostore.archiver.config import ArchiverConfig, consumer_config
+
+    config = consumer_config(ArchiverConfig(bootstrap, topic, "unused"), "ceiling")
+    consumer = Consumer({**config, "group.id": f"ceiling-{time.time()}"})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    started = time.perf_counter()
+    count = nbytes = 0
+    while count < expected:
+        for message in consumer.consume(10_000, 1.0):
+            if message.error() is None:
+                count += 1
+                nbytes += len(message.value()) + len(message.key())
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return {"seconds": elapsed, "records": count, "bytes": nbytes, "peak_mb": peak_rss_mb()}
+
+
+def role_archive(bootstrap: str, topic: str, partitions: int, expected: int) -> dict:
+    """The archiver, in this process, until the archive holds every record; then its figures."""
+    from pyrostore.archive import Archive
+    from pyrostore.archiver import Archiver, ArchiverConfig
+    from pyrostore.errors import TopicNotFound
+    from pyrostore.store import open_store
+
+    with tempfile.TemporaryDirectory(prefix="pyrostore-bench-archive-") as folder:
+        config = ArchiverConfig(bootstrap, topic, folder, segment_age=1.0, group_id=f"bench-{time.time()}")
+        archiver = Archiver(config)
+        stop = threading.Event()
+        runner = threading.Thread(target=archiver.run, args=(stop,))
+        started = time.perf_counter()
+        runner.start()
+        archive = Archive(open_store(folder))
+        while True:
+            try:
+                archived = sum(archive.partition(topic, p).commit.records for p in range(partitions))
+            except TopicNotFound:
+                archived = 0
+            if archived >= expected:
+                break
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - started
+        stored = sum(archive.partition(topic, p).commit.bytes for p in range(partitions))
+        stop.set()
+        runner.join()
+    return {"seconds": elapsed, "records": archived, "stored_bytes": stored, "peak_mb": peak_rss_mb()}
+
+
+def run_role(role: str, *args: str) -> dict:
+    """Run one role in a fresh process (so its memory is its own) and return its JSON figures."""
+    result = subprocess.run(
+        [sys.executable, __file__, "--role", role, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{role} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    """Start Kafka, produce, measure both roles per record size, print the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gb", type=float, default=1.0, help="GB to produce per record size")
+    parser.add_argument("--sizes", default="1024,100", help="record value sizes in bytes")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--role", help=argparse.SUPPRESS)
+    parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role:
+        bootstrap, topic, partitions, expected = args.args
+        role = role_consume if args.role == "consume" else role_archive
+        print(json.dumps(role(bootstrap, topic, int(partitions), int(expected))))
+        return
+
+    from e2e.stack import Stack
+
+    with tempfile.TemporaryDirectory(prefix="pyrostore-bench-stack-") as folder:
+        stack = Stack(Path(folder))
+        try:
+            kafka = stack.get("kafka")
+            rows = []
+            for size in (int(s) for s in args.sizes.split(",")):
+                topic = f"bench-{size}"
+                print(f"producing {args.gb} GB of {size} B records ...", flush=True)
+                count = produce(kafka.bootstrap, topic, args.partitions, size, int(args.gb * 1e9))
+                role_args = (kafka.bootstrap, topic, str(args.partitions), str(count))
+                ceiling = run_role("consume", *role_args)
+                archived = run_role("archive", *role_args)
+                rows.append((size, count, ceiling, archived))
+        finally:
+            stack.stop()
+
+    print(
+        f"\n{'records':>10} {'size':>6} | {'ceiling MB/s':>12} {'rec/s':>10} {'peak MB':>8} | "
+        f"{'archiver MB/s':>13} {'rec/s':>10} {'peak MB':>8} | {'ratio':>6} {'stored/raw':>10}"
+    )
+    for size, count, ceiling, archived in rows:
+        raw = ceiling["bytes"]
+        c_mbs, a_mbs = raw / ceiling["seconds"] / 1e6, raw / archived["seconds"] / 1e6
+        print(
+            f"{count:>10} {size:>6} | {c_mbs:>12.1f} {count / ceiling['seconds']:>10.0f} {ceiling['peak_mb']:>8.0f} | "
+            f"{a_mbs:>13.1f} {count / archived['seconds']:>10.0f} {archived['peak_mb']:>8.0f} | "
+            f"{a_mbs / c_mbs:>6.2f} {archived['stored_bytes'] / raw:>10.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
