@@ -13,7 +13,7 @@ test: servers ## The whole test suite (what .ci/run calls)
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
 
 servers: ## Fetch and build every server of the stack (cached; a server that fails is reported by its tests)
-	-$(VENV_PY) -m e2e.stack.builds
+	-$(VENV_PY) -m e2e.stack build
 
 bench: ## Every benchmark, each printing Pyrostore beside its baseline
 	for b in bench/*.py; do $(VENV_PY) $$b || exit 1; done

@@ -18,7 +18,7 @@ from pyrostore.errors import IntegrityError, ObjectNotFound, OffsetOutOfRange, T
 from pyrostore.index import tree
 from pyrostore.index.commits import Commit, read_head
 from pyrostore.index.node import Entry
-from pyrostore.layout import check_topic, head_prefix, segment_key
+from pyrostore.layout import ROOT_PREFIX, check_topic, head_prefix, log_prefix, segment_key
 from pyrostore.segment import decode_segment
 from pyrostore.store import ObjectStore, open_store
 from pyrostore.store._url import parse_url
@@ -69,6 +69,19 @@ class Archive:
         if not found:
             raise TopicNotFound(f"{self.store.url} holds no archive of topic {topic!r}")
         return found
+
+    def logged_partitions(self, topic: str | None = None) -> dict[str, list[int]]:
+        """Partitions that have commits, per topic (all topics, or one), found by listing the commit logs.
+
+        Slower than :meth:`partitions` (it lists every commit) but independent of the head hints: what
+        ``verify`` and ``gc`` rely on. Objects in the log folders that are not commits are ignored here.
+        """
+        found: dict[str, set[int]] = {}
+        for info in self.store.list(log_prefix(topic) if topic else f"{ROOT_PREFIX}log/"):
+            parts = info.key.removeprefix(f"{ROOT_PREFIX}log/").split("/")
+            if len(parts) == 3 and parts[1].isdigit():
+                found.setdefault(parts[0], set()).add(int(parts[1]))
+        return {name: sorted(partitions) for name, partitions in sorted(found.items())}
 
     def partition(self, topic: str, partition: int) -> PartitionArchive:
         """One partition at its newest commit. Raises TopicNotFound."""

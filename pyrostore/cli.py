@@ -27,6 +27,7 @@ from pyrostore.archive import Archive, ArchivedRecord, open_archive
 from pyrostore.archiver.config import load_properties
 from pyrostore.errors import PyrostoreError
 from pyrostore.gc import collect_garbage
+from pyrostore.index.tree import NodeStore
 from pyrostore.layout import check_topic
 from pyrostore.logs import configure as configure_logs
 from pyrostore.verify import verify_partition
@@ -177,12 +178,15 @@ def cat(
 def verify(url: str, topic: Annotated[str | None, typer.Argument()] = None, store_option: StoreOptions = None) -> None:
     """Check every commit, index node and segment digest and every offset; exit 1 on any problem."""
     archive = _open(url, store_option)
-    topics = [topic] if topic else archive.topics()
+    logged = archive.logged_partitions(check_topic_option(topic) if topic else None)
+    if not logged:
+        out.print(f"no topic is archived at {archive.store.url}" + (f" under the name {topic!r}" if topic else ""))
+        raise typer.Exit(1 if topic else 0)
     problems = 0
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
-        for name in topics:
-            nodes = archive.partition(name, archive.partitions(name)[0]).nodes
-            for p in archive.partitions(name):
+        for name, partitions in logged.items():
+            nodes = NodeStore(archive.store, name)
+            for p in partitions:
                 task = progress.add_task(f"{name}/{p}", total=None)
                 report = verify_partition(
                     archive.store,

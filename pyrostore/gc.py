@@ -18,7 +18,7 @@ from pyrostore.archive import Archive
 from pyrostore.errors import ObjectNotFound
 from pyrostore.index import tree
 from pyrostore.index.commits import iter_commits
-from pyrostore.layout import log_prefix, node_key, node_prefix, segment_key, segment_prefix
+from pyrostore.layout import node_key, node_prefix, segment_key, segment_prefix
 
 
 @dataclass
@@ -41,9 +41,10 @@ def collect_garbage(
     report = GcReport()
     store = archive.store
     cutoff = datetime.now(UTC) - grace
-    for topic in topics or archive.topics():
+    logged = archive.logged_partitions()
+    for topic in topics or list(logged):
         candidates = [*store.list(segment_prefix(topic)), *store.list(node_prefix(topic))]
-        live = _referenced(archive, topic)
+        live = _referenced(archive, topic, logged.get(topic, []))
         report.referenced += len(live)
         for info in candidates:
             if info.key in live:
@@ -67,16 +68,15 @@ def _modified(store, key: str) -> datetime:
         return datetime.max.replace(tzinfo=UTC)  # gone already: nothing to delete
 
 
-def _referenced(archive: Archive, topic: str) -> set[str]:
-    """Keys of every node and segment reachable from any commit of any partition of ``topic``.
+def _referenced(archive: Archive, topic: str, partitions: list[int]) -> set[str]:
+    """Keys of every node and segment reachable from any commit of the given partitions of ``topic``.
 
     Partitions come from the commit log itself, not from the head hints: a partition whose hint is missing
     must still protect its objects.
     """
     nodes = tree.NodeStore(archive.store, topic)
     live: set[str] = set()
-    partitions = {int(info.key.split("/")[-2]) for info in archive.store.list(log_prefix(topic))}
-    for partition in sorted(partitions):
+    for partition in partitions:
         for commit in iter_commits(archive.store, topic, partition):
             pending = [commit.root] if commit.root else []
             while pending:  # consecutive commits share all but their right edge: skip what is known live

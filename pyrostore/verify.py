@@ -63,7 +63,7 @@ Progress = Callable[[int, int], None]
 def verify_partition(
     store: ObjectStore, nodes: tree.NodeStore, topic: str, partition: int, progress: Progress | None = None
 ) -> PartitionReport:
-    """Check one partition's commits, its newest tree and every segment that tree names."""
+    """Check one partition's commits, every commit's tree, and every segment those trees name."""
     report = PartitionReport(topic, partition)
 
     def problem(where: str, message: str) -> None:
@@ -130,24 +130,24 @@ def _check_hint(store, topic, partition, problem) -> None:
 
 def _check_trees(nodes: tree.NodeStore, commits: list[Commit], report: PartitionReport, problem) -> list[Entry]:
     """Check every node under every commit's root (each once); return all leaf entries, each once."""
-    seen: set[str] = set()
+    summaries: dict[str, tuple[int, Entry] | None] = {}  # digest -> (level, summary); None if unreadable
     leaves: dict[int, Entry] = {}
 
     def walk(entry: Entry, expected_level: int | None) -> None:
-        if entry.digest in seen:
-            return
-        seen.add(entry.digest)
         where = f"index node {entry.digest}"
+        if entry.digest in summaries:  # shared with a tree checked already: check only this reference
+            if (known := summaries[entry.digest]) is not None:
+                _check_reference(entry, expected_level, *known, where, problem)
+            return
         try:
             node = nodes.load(entry.digest)
         except PyrostoreError as exc:
+            summaries[entry.digest] = None
             problem(where, str(exc))
             return
         report.nodes += 1
-        if expected_level is not None and node.level != expected_level:
-            problem(where, f"level {node.level}, expected {expected_level}")
-        if summarize(node.entries, entry.digest) != entry:
-            problem(where, "its parent's summary does not match its entries")
+        summaries[entry.digest] = (node.level, summarize(node.entries, entry.digest))
+        _check_reference(entry, expected_level, *summaries[entry.digest], where, problem)
         for child in node.entries:
             if node.level == 0:
                 if leaves.setdefault(child.base, child) != child:
@@ -159,6 +159,14 @@ def _check_trees(nodes: tree.NodeStore, commits: list[Commit], report: Partition
         if commit.root is not None:
             walk(commit.root, None)
     return sorted(leaves.values(), key=lambda leaf: leaf.base)
+
+
+def _check_reference(entry: Entry, expected_level: int | None, level: int, summary: Entry, where: str, problem) -> None:
+    """The entry naming a node must sit one level above it and summarise it exactly."""
+    if expected_level is not None and level != expected_level:
+        problem(where, f"level {level}, expected {expected_level}")
+    if summary != entry:
+        problem(where, "an entry naming it does not match its entries' summary")
 
 
 def _check_segment(store, topic, partition, leaf: Entry, report: PartitionReport, problem) -> None:

@@ -1,4 +1,4 @@
-"""``python -m e2e.stack up [--json] [SERVER ...] | down | status``: run the stack outside of pytest.
+"""``python -m e2e.stack build | up [--json] [SERVER ...] | down | status``: the stack outside of pytest.
 
 ``up`` leaves the servers running and records them in ``$PYROSTORE_STACK_DIR/state.json`` (default: a
 ``pyrostore-stack`` folder in the system temp folder); ``down`` stops exactly the processes recorded there.
@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from e2e.stack import SERVERS, ServerFailed, Stack
+from e2e.stack import SERVERS, ServerFailed, Stack, builds
 from e2e.stack.process import Process
 
 
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     up_parser = commands.add_parser("up", help="start the servers and leave them running")
     up_parser.add_argument("servers", nargs="*", metavar="SERVER", help=f"any of {', '.join(SERVERS)}; default: all")
     up_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    commands.add_parser("build", help="fetch and build every server into the user-level cache")
     commands.add_parser("down", help="stop the servers started by up")
     commands.add_parser("status", help="show the servers started by up")
     args = parser.parse_args(argv)
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown server {', '.join(sorted(unknown))}; choose from {', '.join(SERVERS)}")
     if args.command == "up":
         return up(args.servers, args.json)
+    if args.command == "build":
+        return builds.main([])
     return down() if args.command == "down" else status()
 
 

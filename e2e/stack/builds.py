@@ -253,7 +253,3 @@ def main(names: list[str]) -> int:
             print(f"{name}: {exc}", file=sys.stderr, flush=True)
             failed += 1
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -20,14 +20,12 @@ class StartPosition:
         return 0 if self.lost_from is None else self.offset - self.lost_from
 
 
-def start_position(head: Commit | None, log_start: int) -> StartPosition:
-    """Resume at the archive's ``next_offset``; a new partition starts at Kafka's log start.
+def start_position(head: Commit, log_start: int) -> StartPosition:
+    """Resume at the archive's ``next_offset`` (a new partition's claim starts at Kafka's log start).
 
     The archive, not Kafka's committed offset, is the truth. When Kafka's log start is already past the
     archive's end, the records between were deleted before they could be archived: a loss.
     """
-    if head is None:
-        return StartPosition(log_start)
     if log_start > head.next_offset:
         return StartPosition(log_start, lost_from=head.next_offset)
     return StartPosition(head.next_offset)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from pyrostore.errors import IntegrityError, ObjectExists, TopicIdentityMismatch
+from pyrostore.errors import FormatError, IntegrityError, ObjectExists, TopicIdentityMismatch
 from pyrostore.index.commits import now
 from pyrostore.layout import topic_key
 from pyrostore.store import ObjectStore
@@ -60,6 +60,11 @@ def read_descriptor(store: ObjectStore, topic: str) -> TopicIdentity:
     key = topic_key(topic)
     try:
         doc = json.loads(store.get(key))
-        return TopicIdentity(topic=doc["topic"], cluster_id=doc["cluster_id"], topic_id=doc["topic_id"])
+        identity = TopicIdentity(topic=doc["topic"], cluster_id=doc["cluster_id"], topic_id=doc["topic_id"])
     except (ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"topic descriptor {store.url}/{key} is not valid ({exc})") from exc
+    if doc.get("format") != DESCRIPTOR_FORMAT:
+        raise FormatError(f"topic descriptor {store.url}/{key} has format {doc.get('format')}, not {DESCRIPTOR_FORMAT}")
+    if identity.topic != topic:
+        raise IntegrityError(f"topic descriptor {store.url}/{key} names topic {identity.topic!r}")
+    return identity

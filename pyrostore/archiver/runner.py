@@ -25,7 +25,6 @@ from pyrostore.archiver.identity import ensure_descriptor
 from pyrostore.archiver.kafka import KafkaUnavailable, describe_topic
 from pyrostore.archiver.metrics import ArchiverMetrics
 from pyrostore.errors import FencedError, HistoryLost
-from pyrostore.index.commits import read_head
 from pyrostore.index.writer import PartitionWriter
 from pyrostore.segment import SegmentBuilder
 from pyrostore.store import ObjectStore, open_store
@@ -194,9 +193,9 @@ class Archiver:
     def _claim(self, consumer: Consumer, partition: int) -> int:
         topic = self.config.topic
         low, _ = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
-        start = start_position(read_head(self.store, topic, partition), low)
         writer = PartitionWriter(self.store, topic, partition, writer_id=self.writer_id)
-        writer.claim(start_offset=start.offset)
+        # Decide from the claim itself (the newest commit plus this writer's epoch): nothing can slip in between.
+        start = start_position(writer.claim(start_offset=low), low)
         if start.lost:
             self.metrics.lost.labels(topic, str(partition)).inc(start.lost)
             message = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -73,6 +74,27 @@ def summarize(entries: Sequence[Entry], digest: str | None) -> Entry:
     )
 
 
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def check_shape(entry: Entry, leaf: bool, where: str) -> None:
+    """Raise IntegrityError unless the entry is one of the shapes the format allows.
+
+    A leaf entry names one segment of at least one record, or is a lost range (no digest, no record, no
+    segment); an internal entry always names a child node.
+    """
+    if entry.digest is not None and not _DIGEST.fullmatch(entry.digest):
+        raise IntegrityError(f"{where}: {entry.digest!r} is not a lowercase hex SHA-256")
+    if leaf and entry.digest is None:
+        shaped = entry.records == 0 and entry.segments == 0 and entry.first is None and entry.bytes == 0
+    elif leaf:
+        shaped = entry.records >= 1 and entry.segments == 1 and entry.first is not None and entry.bytes > 0
+    else:
+        shaped = entry.digest is not None and entry.segments >= 0 and (entry.records == 0) == (entry.first is None)
+    if not shaped:
+        raise IntegrityError(f"{where}: entry at {entry.base} has an impossible shape {entry}")
+
+
 def check_tiling(entries: Sequence[Entry], where: str) -> None:
     """Raise IntegrityError unless the entries are well-formed and each starts where the previous ended."""
     for previous, entry in zip((None, *entries), entries, strict=False):
@@ -105,6 +127,8 @@ def decode_node(data: bytes, digest: str, name: str) -> Node:
         node = Node(level=int(doc["level"]), entries=tuple(Entry(**e) for e in doc["entries"]))
         if not node.entries:
             raise IntegrityError(f"index node {name}: has no entries")
+        for entry in node.entries:
+            check_shape(entry, node.level == 0, f"index node {name}")
         check_tiling(node.entries, f"index node {name}")
     except (ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"index node {name}: not a valid node ({exc})") from exc

@@ -64,3 +64,55 @@ def _head_tree_keys(store) -> set[str]:
     keys = {node_key(TOPIC, entry.digest) for entry, _ in iter_nodes(reader.nodes, reader.commit.root)}
     keys |= {segment_key(TOPIC, 0, leaf.first, leaf.digest) for leaf in reader.segments()}
     return keys
+
+
+def test_a_forged_commit_over_a_shared_root_is_reported(archive_store):
+    """Every entry naming a node must summarise it, even when the node was checked through another commit."""
+    import dataclasses
+
+    from pyrostore.index.commits import create_commit
+
+    reader = Archive(archive_store).partition(TOPIC, 0)
+    head = reader.commit
+    forged_root = dataclasses.replace(head.root, records=head.root.records + 999)
+    create_commit(archive_store, head.successor(forged_root, head.next_offset, head.writer_epoch, "forger"))
+    report = verify_partition(archive_store, NodeStore(archive_store, TOPIC), TOPIC, 0)
+    assert any("does not match its entries' summary" in p.message for p in report.problems), report.problems
+
+
+def test_a_node_with_an_impossible_entry_is_an_integrity_error():
+    import hashlib
+    import json
+
+    from pyrostore.index.node import decode_node
+
+    bad_entries = [
+        {
+            "base": 0,
+            "end": 5,
+            "first": None,
+            "last": None,
+            "records": 0,
+            "segments": 1,
+            "bytes": 10,
+            "min_ts": None,
+            "max_ts": None,
+            "digest": "ab" * 32,
+        },  # a segment with no record
+        {
+            "base": 0,
+            "end": 5,
+            "first": 0,
+            "last": 4,
+            "records": 5,
+            "segments": 1,
+            "bytes": 10,
+            "min_ts": 1,
+            "max_ts": 2,
+            "digest": "not-hex",
+        },
+    ]
+    for entry in bad_entries:
+        data = json.dumps({"format": 1, "level": 0, "entries": [entry]}, sort_keys=True, separators=(",", ":")).encode()
+        with pytest.raises(IntegrityError, match=r"impossible shape|not a lowercase hex"):
+            decode_node(data, hashlib.sha256(data).hexdigest(), "crafted")

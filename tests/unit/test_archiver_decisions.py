@@ -1,0 +1,60 @@
+"""The archiver's pure decisions and configuration."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyrostore.archiver.config import ArchiverConfig, consumer_config, parse_properties
+from pyrostore.archiver.decisions import largest, should_roll, start_position
+from pyrostore.archiver.identity import TopicIdentity, check_identity
+from pyrostore.errors import TopicIdentityMismatch
+from pyrostore.index.commits import Commit
+
+
+def _head(next_offset: int) -> Commit:
+    return Commit("t", 0, 3, None, None, next_offset, next_offset, 2, "w", "2026-11-24T00:00:00.000+00:00")
+
+
+def test_start_position_resumes_at_the_archive_and_names_losses():
+    assert start_position(_head(100), log_start=40) == start_position(_head(100), 100)
+    assert start_position(_head(100), log_start=40).offset == 100
+    lost = start_position(_head(100), log_start=150)
+    assert (lost.offset, lost.lost_from, lost.lost) == (150, 100, 50)
+    assert start_position(_head(0), log_start=0).lost == 0
+
+
+def test_segments_roll_on_size_or_age_but_never_empty():
+    assert should_roll(64, 0.0, segment_bytes=64, segment_age=10)
+    assert should_roll(1, 10.0, segment_bytes=64, segment_age=10)
+    assert not should_roll(0, 99.0, segment_bytes=64, segment_age=10)
+    assert not should_roll(63, 9.9, segment_bytes=64, segment_age=10)
+    assert largest({0: 5, 1: 9, 2: 1}) == 1 and largest({}) is None
+
+
+def test_consumer_config_keeps_what_correctness_needs():
+    config = ArchiverConfig("k:9092", "orders", "/tmp/a", kafka_properties={"security.protocol": "SSL"})
+    built = consumer_config(config, "me")
+    assert built["isolation.level"] == "read_committed" and built["enable.auto.commit"] == "false"
+    assert built["group.id"] == "pyrostore-orders" and built["security.protocol"] == "SSL"
+    for key, value in (("isolation.level", "read_uncommitted"), ("enable.auto.commit", "true")):
+        with pytest.raises(ValueError, match=key):
+            consumer_config(ArchiverConfig("k", "t", "/a", kafka_properties={key: value}), "me")
+
+
+def test_properties_files_parse_and_name_bad_lines():
+    text = "# TLS\nsecurity.protocol=SSL\n! old comment\nssl.ca.location = /etc/ca.pem\n\n"
+    assert parse_properties(text, "client.properties") == {
+        "security.protocol": "SSL",
+        "ssl.ca.location": "/etc/ca.pem",
+    }
+    with pytest.raises(ValueError, match=r"client.properties:2: 'oops' is not key=value"):
+        parse_properties("a=b\noops\n", "client.properties")
+
+
+def test_a_recreated_topic_or_another_cluster_is_refused():
+    archived = TopicIdentity("orders", "cluster-a", "id-1")
+    check_identity(archived, TopicIdentity("orders", "cluster-a", "id-1"))
+    with pytest.raises(TopicIdentityMismatch, match="deleted and recreated"):
+        check_identity(archived, TopicIdentity("orders", "cluster-a", "id-2"))
+    with pytest.raises(TopicIdentityMismatch, match="cluster"):
+        check_identity(archived, TopicIdentity("orders", "cluster-b", "id-1"))
