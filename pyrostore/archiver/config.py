@@ -46,11 +46,8 @@ def consumer_config(config: ArchiverConfig, client_id: str) -> dict[str, str]:
     return {
         "auto.offset.reset": "earliest",
         "client.id": client_id,
-        # librdkafka prefetches up to queued.max.messages.kbytes per partition: keep it modest, memory is
-        # bounded by the archiver's own buffers.
-        "fetch.max.bytes": str(32 * 1024 * 1024),
-        "max.partition.fetch.bytes": str(8 * 1024 * 1024),
-        "queued.max.messages.kbytes": str(16 * 1024),
+        # Fetch sizes stay at librdkafka's defaults: a prefetch queue smaller than fetch.max.bytes stalls
+        # fetching (measured: 29 MB/s instead of 196 MB/s).
         **config.kafka_properties,
         **_FIXED,
         "bootstrap.servers": config.bootstrap_servers,
