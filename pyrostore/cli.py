@@ -41,15 +41,15 @@ StoreOptions = Annotated[
 ]
 
 
-def parse_options(pairs: list[str] | None) -> dict[str, str]:
-    """``["k=v", ...]`` as a dict. Raises typer.BadParameter naming a malformed pair."""
-    options = {}
+def parse_pairs(pairs: list[str] | None, option: str = "--store-option") -> dict[str, str]:
+    """``["k=v", ...]`` as a dict. Raises typer.BadParameter naming the malformed pair and its ``option``."""
+    parsed = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{pair!r} is not key=value", param_hint="--store-option")
-        options[key.strip()] = value
-    return options
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{pair!r} is not key=value", param_hint=option)
+        parsed[key.strip()] = value
+    return parsed
 
 
 def parse_time(text: str) -> int:
@@ -75,7 +75,7 @@ def parse_duration(text: str) -> timedelta:
 
 
 def _open(url: str, options: list[str] | None) -> Archive:
-    return open_archive(url, **parse_options(options))
+    return open_archive(url, **parse_pairs(options))
 
 
 @app.command("ls")
@@ -252,13 +252,7 @@ def kafka_properties(pairs: list[str] | None, path: Path | None) -> dict[str, st
         from_file = load_properties(path) if path else {}
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--kafka-properties") from exc
-    pairs_given = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{pair!r} is not key=value", param_hint="-X")
-        pairs_given[key.strip()] = value
-    return {**from_file, **pairs_given}
+    return {**from_file, **parse_pairs(pairs, "-X")}
 
 
 def _stop_on_signals() -> threading.Event:
@@ -295,7 +289,7 @@ def archive(
         bootstrap_servers=bootstrap_servers,
         topic=check_topic_option(topic),
         store_url=store,
-        store_options=parse_options(store_option),
+        store_options=parse_pairs(store_option),
         group_id=group,
         segment_bytes=parse_size(segment_bytes),
         segment_age=parse_duration(segment_age).total_seconds(),
