@@ -59,11 +59,6 @@ class NodeStore:
         self._remember(digest, node)
         return summarize(node.entries, digest)
 
-    def clear_cache(self) -> None:
-        """Forget every cached node (to measure cold lookups)."""
-        with self._lock:
-            self._cache.clear()
-
     def _remember(self, digest: str, node: Node) -> None:
         with self._lock:
             self._cache[digest] = node
