@@ -252,6 +252,8 @@ class S3Store:
             code, status = _code(exc), _status(exc)
             if code == "NoSuchBucket":
                 return self._no_bucket(op, key)
+            if code in ("SignatureDoesNotMatch", "InvalidAccessKeyId"):
+                return AccessDenied(f"{where}: access denied: the credentials were refused ({code})")
             if code in _DENIED or status == 403:
                 return AccessDenied(f"{where}: access denied ({code or status})")
             if code == "NoSuchKey" or status == 404:
