@@ -212,18 +212,21 @@ class PartitionArchive:
 
 
 def records_of(batch: pa.RecordBatch, topic: str, partition: int) -> Iterator[ArchivedRecord]:
-    """The records of a segment batch as :class:`ArchivedRecord` objects."""
-    columns = batch.to_pydict()
+    """The records of a segment batch as :class:`ArchivedRecord` objects (each column decoded once)."""
+    offsets, types, keys, values, headers, epochs = (
+        batch.column(name).to_pylist()
+        for name in ("offset", "timestamp_type", "key", "value", "headers", "leader_epoch")
+    )
     timestamps = batch.column("timestamp").cast(pa.int64()).to_pylist()
-    for i, offset in enumerate(columns["offset"]):
+    for i, offset in enumerate(offsets):
         yield ArchivedRecord(
             topic=topic,
             partition=partition,
             offset=offset,
             timestamp=timestamps[i],
-            timestamp_type=columns["timestamp_type"][i],
-            key=columns["key"][i],
-            value=columns["value"][i],
-            headers=[(h["key"], h["value"]) for h in columns["headers"][i]],
-            leader_epoch=columns["leader_epoch"][i],
+            timestamp_type=types[i],
+            key=keys[i],
+            value=values[i],
+            headers=[(h["key"], h["value"]) for h in headers[i]],
+            leader_epoch=epochs[i],
         )

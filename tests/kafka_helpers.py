@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from pyrostore.archive import Archive
 from pyrostore.errors import TopicNotFound
@@ -74,6 +74,14 @@ def archive_rows(url: str, topic: str, partitions: int, **options) -> dict[int, 
             (r.offset, r.timestamp_type, r.timestamp, r.key, r.value, r.headers, r.leader_epoch) for r in reader.read()
         ]
     return rows
+
+
+def produce_numbered(bootstrap: str, topic: str, count: int, partitions: int = 1, start: int = 0) -> None:
+    """Produce records ``v<i>`` keyed ``k<i>`` for i in ``[start, start + count)``, round-robin over partitions."""
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(start, start + count):
+        producer.produce(topic, b"v%d" % i, b"k%d" % i, partition=i % partitions)
+    assert producer.flush(30) == 0
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 from confluent_kafka import Message
 
+from pyrostore.archive import records_of
+
 
 def messages_of(batch: pa.RecordBatch, topic: str, partition: int) -> list[Message]:
     """The records of a segment batch as ``confluent_kafka.Message`` objects, in offset order.
@@ -13,22 +15,18 @@ def messages_of(batch: pa.RecordBatch, topic: str, partition: int) -> list[Messa
     become 0/1/2. Headers come back as a list of (key, value) pairs, or None when a record had none, as Kafka
     gives them.
     """
-    columns = {name: batch.column(name).to_pylist() for name in ("offset", "timestamp_type", "key", "value")}
-    timestamps = batch.column("timestamp").cast(pa.int64()).to_pylist()
-    headers = batch.column("headers").to_pylist()
-    epochs = batch.column("leader_epoch").to_pylist()
     messages = []
-    for i, offset in enumerate(columns["offset"]):
+    for record in records_of(batch, topic, partition):
         fields = {
             "topic": topic,
             "partition": partition,
-            "offset": offset,
-            "key": columns["key"][i],
-            "value": columns["value"][i],
-            "headers": [(h["key"], h["value"]) for h in headers[i]] or None,
-            "timestamp": (columns["timestamp_type"][i] + 1, timestamps[i]),
+            "offset": record.offset,
+            "key": record.key,
+            "value": record.value,
+            "headers": record.headers or None,
+            "timestamp": (record.timestamp_type + 1, record.timestamp),
         }
-        if epochs[i] is not None:  # Message() refuses None; left out, leader_epoch() answers None
-            fields["leader_epoch"] = epochs[i]
+        if record.leader_epoch is not None:  # Message() refuses None; left out, leader_epoch() answers None
+            fields["leader_epoch"] = record.leader_epoch
         messages.append(Message(**fields))
     return messages

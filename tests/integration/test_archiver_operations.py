@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from e2e.stack.process import free_port
@@ -14,14 +14,7 @@ from pyrostore.errors import OffsetOutOfRange, TopicNotFound
 from pyrostore.index.tree import NodeStore
 from pyrostore.store import open_store
 from pyrostore.verify import verify_partition
-from tests.kafka_helpers import ArchiverProcess, archive_rows, wait_for
-
-
-def _produce(bootstrap: str, topic: str, start: int, count: int) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap})
-    for i in range(start, start + count):
-        producer.produce(topic, b"v%d" % i, b"k%d" % i, partition=0)
-    assert producer.flush(30) == 0
+from tests.kafka_helpers import ArchiverProcess, archive_rows, produce_numbered, wait_for
 
 
 def _archive_once(kafka, topic: str, url: str, log, records: int, *extra: str) -> None:
@@ -42,10 +35,10 @@ def _archived(url: str, topic: str) -> int:
 def test_history_lost_to_retention_stops_the_archiver_unless_accepted(kafka, new_topic, tmp_path):
     topic = new_topic(partitions=1)
     url = str(tmp_path / "archive")
-    _produce(kafka.bootstrap, topic, 0, 100)
+    produce_numbered(kafka.bootstrap, topic, 100)
     _archive_once(kafka, topic, url, tmp_path / "first.log", 100)
 
-    _produce(kafka.bootstrap, topic, 100, 100)
+    produce_numbered(kafka.bootstrap, topic, 100, start=100)
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
     admin.delete_records([TopicPartition(topic, 0, 150)])[TopicPartition(topic, 0, 150)].result(30)
 
@@ -68,14 +61,14 @@ def test_history_lost_to_retention_stops_the_archiver_unless_accepted(kafka, new
 def test_a_recreated_topic_is_never_appended_to_the_old_archive(kafka, new_topic, tmp_path):
     topic = new_topic(partitions=1)
     url = str(tmp_path / "archive")
-    _produce(kafka.bootstrap, topic, 0, 20)
+    produce_numbered(kafka.bootstrap, topic, 20)
     _archive_once(kafka, topic, url, tmp_path / "first.log", 20)
 
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
     admin.delete_topics([topic])[topic].result(30)
     wait_for(lambda: topic not in admin.list_topics(timeout=5).topics, 30, "the topic to be deleted")
     wait_for(lambda: _recreated(kafka, new_topic, topic), 60, "the topic to be recreated", interval=1.0)
-    _produce(kafka.bootstrap, topic, 0, 5)
+    produce_numbered(kafka.bootstrap, topic, 5)
 
     archiver = ArchiverProcess(kafka.bootstrap, topic, url, tmp_path / "second.log").start()
     assert archiver.proc.wait(60) != 0
@@ -96,10 +89,7 @@ def _recreated(kafka, new_topic, topic: str) -> bool:
 def test_metrics_endpoint_reports_records_and_lag(kafka, new_topic, tmp_path):
     topic = new_topic(partitions=2)
     url = str(tmp_path / "archive")
-    producer = Producer({"bootstrap.servers": kafka.bootstrap})
-    for i in range(300):
-        producer.produce(topic, b"v%d" % i, partition=i % 2)
-    producer.flush(30)
+    produce_numbered(kafka.bootstrap, topic, 300, partitions=2)
     port = free_port()
     archiver = ArchiverProcess(kafka.bootstrap, topic, url, tmp_path / "archiver.log", "--metrics-port", str(port))
     archiver.start()

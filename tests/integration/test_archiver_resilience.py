@@ -16,7 +16,7 @@ from pyrostore.index.commits import iter_commits
 from pyrostore.index.tree import NodeStore
 from pyrostore.store import open_store
 from pyrostore.verify import verify_partition
-from tests.kafka_helpers import ArchiverProcess, archive_rows, kafka_rows, wait_for
+from tests.kafka_helpers import ArchiverProcess, archive_rows, kafka_rows, produce_numbered, wait_for
 
 FAST_GROUP = ("-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500")
 
@@ -112,10 +112,7 @@ def test_two_replicas_share_partitions_and_take_over(kafka, new_topic, tmp_path)
 def test_a_stalled_replica_is_fenced(kafka, new_topic, tmp_path):
     topic = new_topic(partitions=2)
     url = str(tmp_path / "archive")
-    producer = Producer({"bootstrap.servers": kafka.bootstrap})
-    for i in range(2000):
-        producer.produce(topic, b"v%d" % i, partition=i % 2)
-    producer.flush(30)
+    produce_numbered(kafka.bootstrap, topic, 2000, partitions=2)
 
     stalled = ArchiverProcess(
         kafka.bootstrap, topic, url, tmp_path / "stalled.log", *FAST_GROUP, "--segment-age", "30s"
