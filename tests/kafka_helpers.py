@@ -95,8 +95,11 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
 class ArchiverProcess:
     """``pyrostore archive`` as a child process, with its log in a file."""
 
-    def __init__(self, bootstrap: str, topic: str, store: str, log: Path, *extra: str) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, store: str, log: Path, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
         self.log = log
+        self.env = {**os.environ, **(env or {})}
         self.args = [
             sys.executable,
             "-m",
@@ -119,7 +122,7 @@ class ArchiverProcess:
     def start(self) -> ArchiverProcess:
         """Start (or restart) the archiver."""
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
+            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, env=self.env)
         return self
 
     def kill(self) -> None:
@@ -139,3 +142,17 @@ class ArchiverProcess:
     def log_text(self) -> str:
         """Everything the archiver logged so far."""
         return self.log.read_text(errors="replace")
+
+
+def archive_until_caught_up(archiver: ArchiverProcess, topic: str, partitions: int, expected: dict, **options) -> None:
+    """Run ``archiver`` until its archive holds ``expected`` (what :func:`kafka_rows` read), then stop it cleanly."""
+    url = archiver.args[archiver.args.index("--store") + 1]
+    archiver.start()
+    try:
+        wait_for(
+            lambda: archive_rows(url, topic, partitions, **options) == expected,
+            timeout=90,
+            what=f"the archive of {topic} to match Kafka (log {archiver.log})",
+        )
+    finally:
+        assert archiver.stop() == 0, archiver.log_text()[-2000:]

@@ -58,12 +58,14 @@ class _Partition:
     partition: int
     source: Source = Source.KAFKA
     next: int = OFFSET_INVALID  # the next offset the application gets from this partition
+    fetch: int = OFFSET_INVALID  # where the current source continues (past records waiting to be handed out)
     position: int = OFFSET_INVALID  # what position() answers: after the last record handed out, if any
     cursor: ArchiveCursor | None = None
     reader: PartitionArchive | None = None
     paused: bool = False  # by the application
     eof_sent: bool = False
     refresh_at: float = 0.0
+    seek_to: int | None = None  # a seek of the inner consumer to retry: librdkafka starts fetchers asynchronously
     archived_below: int = -1  # messages below this offset still waiting to be handed out came from the archive
 
     @property
@@ -119,6 +121,8 @@ class Consumer:
         deadline = None if timeout < 0 else time.monotonic() + timeout
         taken: list[Message] = []
         while True:
+            if self._inner is not None and self._ready and time.monotonic() >= self._keepalive_at:
+                self._pump_inner(0)
             while self._ready and len(taken) < num_messages:
                 message = self._ready.popleft()
                 self._delivered(message)
@@ -182,8 +186,8 @@ class Consumer:
         now = time.monotonic()
         reading = [s for s in self._archive_states() if not s.cursor.ready()]
         if self._ready or any(s.cursor.ready() for s in self._archive_states()):
-            if self._inner is not None and now >= self._keepalive_at and len(self._ready) < _CHUNK:
-                self._pump_inner(0)  # group membership needs polls; only while little is waiting (bounded memory)
+            if self._inner is not None and now >= self._keepalive_at:
+                self._pump_inner(0)
             return
         if self._inner is not None:
             self._pump_inner(0 if reading else min(wait, 0.2))
@@ -237,25 +241,56 @@ class Consumer:
     def _refresh_end(self, state: _Partition, now: float) -> None:
         """archive-only mode at the archive's end: look for new commits now and then."""
         state.refresh_at = now + self._settings.refresh_seconds
-        self._route(state, state.next)
+        self._route(state, state.fetch)
 
     def _pump_inner(self, timeout: float) -> None:
         """Serve the inner consumer (fetches, rebalances, callbacks) and keep what the application should get."""
         self._store_pending()
+        for state in self._partitions.values():
+            if state.seek_to is not None and state.source is Source.KAFKA:
+                self._seek_inner(state)
         self._keepalive_at = time.monotonic() + _KEEPALIVE_SECONDS
-        for message in self._inner.consume(num_messages=_CHUNK, timeout=timeout):
+        # Rebalances and callbacks need polls even while archived records are handed out; while many records
+        # wait, take one message per poll so memory stays bounded.
+        wanted = 1 if len(self._ready) >= _CHUNK else _CHUNK
+        for message in self._inner.consume(num_messages=wanted, timeout=timeout):
             error = message.error()
             state = self._partitions.get(_key_of(message)) if message.topic() is not None else None
             if error is None or error.code() == KafkaError._PARTITION_EOF:
                 if state is not None and state.source is Source.KAFKA and not state.paused:
                     self._ready.append(message)
             elif error.code() == KafkaError._AUTO_OFFSET_RESET and state is not None:
-                # Kafka no longer holds the offset: the archive may; otherwise this names the hole.
                 if state.source is Source.KAFKA:
-                    self._purge({state.key})
-                    self._route(state, state.next)
+                    self._out_of_range(state, message)
             else:
                 self._ready.append(message)
+
+    def _seek_inner(self, state: _Partition) -> None:
+        """Move the inner consumer's partition to ``state.seek_to`` and resume it; retried on the next round
+        while the partition's fetcher has not started yet (right after an assignment)."""
+        tp = TopicPartition(state.topic, state.partition, state.seek_to)
+        try:
+            self._inner.seek(tp)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError._STATE:
+                return
+            raise
+        state.seek_to = None
+        if not state.paused:
+            self._inner.resume([tp])
+
+    def _out_of_range(self, state: _Partition, message: Message) -> None:
+        """Kafka does not hold the offset it was asked for. Below its log start the archive may hold it (or it
+        is a hole, reported); past its end ``auto.offset.reset`` applies, as it would with Kafka alone."""
+        self._purge({state.key})
+        extent = self._with_kafka(state, self._extent(state, state.next))
+        if extent.kafka_high is None or state.next <= extent.kafka_high:
+            self._route(state, state.next)
+        elif self._settings.auto_offset_reset == "error":
+            state.source = Source.HOLE
+            self._ready.append(message)
+        else:
+            self._route(state, resolve(OFFSET_STORED, extent, self._mode, None, self._settings.auto_offset_reset))
 
     # -- routing partitions to a source -------------------------------------------------------------------------
 
@@ -305,14 +340,13 @@ class Consumer:
         was_kafka = state.source is Source.KAFKA
         state.archived_below = decision.offset if state.source is Source.ARCHIVE else -1
         state.drop_cursor()
-        state.next = decision.offset
+        state.fetch = decision.offset
         state.source = decision.source
         tp = TopicPartition(state.topic, state.partition, decision.offset)
         if decision.source is Source.KAFKA:
             if inner_assigned:
-                self._inner.seek(tp)
-                if not state.paused:
-                    self._inner.resume([tp])
+                state.seek_to = decision.offset
+                self._seek_inner(state)
             return
         if was_kafka and inner_assigned and self._inner is not None:
             self._inner.pause([tp])
@@ -421,7 +455,9 @@ class Consumer:
         }
         if self._inner is not None:
             inner = [
-                TopicPartition(t, p, d.offset if d.source is Source.KAFKA else OFFSET_END)
+                TopicPartition(
+                    t, p, d.offset if d.source is Source.KAFKA else self._crossover_guess(self._partitions[(t, p)])
+                )
                 for (t, p), d in decisions.items()
             ]
             inner += [TopicPartition(t, p, OFFSET_END) for (t, p), offset in starts.items() if offset is None]
@@ -439,6 +475,7 @@ class Consumer:
             if offset is None:
                 self._no_start(state)
             else:
+                state.next = offset
                 self._apply(state, decisions[key], inner_assigned=False)
 
     def _no_start(self, state: _Partition) -> None:
@@ -446,6 +483,11 @@ class Consumer:
         state.source = Source.HOLE
         reason = "no committed offset to start from, and auto.offset.reset is error"
         self._ready.append(event(state.topic, state.partition, OFFSET_INVALID, KafkaError._AUTO_OFFSET_RESET, reason))
+
+    @staticmethod
+    def _crossover_guess(state: _Partition) -> int:
+        """Where the inner consumer's paused partition starts: the archive's end, where Kafka likely takes over."""
+        return state.reader.next_offset if state.reader is not None else OFFSET_END
 
     def _forget(self, keys: list[Key]) -> None:
         self._store_pending()
@@ -534,6 +576,7 @@ class Consumer:
         if offset is None:
             self._no_start(state)
         else:
+            state.next = offset
             self._route(state, offset)
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
@@ -606,12 +649,17 @@ class Consumer:
         return found
 
     def store_offsets(self, message: Message | None = None, offsets: list[TopicPartition] | None = None) -> None:
-        """Store an offset to commit (the message's offset + 1, or the given offsets)."""
+        """Store an offset to commit (the message's offset + 1, or the given offsets); needs
+        ``enable.auto.offset.store=false``, as with confluent_kafka."""
         self._check_open()
         if message is not None:
             offsets = [TopicPartition(message.topic(), message.partition(), message.offset() + 1)]
         if not offsets:
             raise ValueError("store_offsets needs a message or offsets")
+        if self._settings.auto_offset_store:  # as librdkafka: storing by hand needs enable.auto.offset.store=false
+            raise KafkaException(
+                KafkaError(KafkaError._INVALID_ARG, "StoreOffsets failed: enable.auto.offset.store is true")
+            )
         if self._inner is None:
             self._local_offsets.update({_key_of(tp): tp.offset for tp in offsets})
             return
@@ -652,9 +700,9 @@ class Consumer:
 
     def _delivered_batch(self, state: _Partition, batch: pa.RecordBatch) -> None:
         self._counts["archive"] += batch.num_rows
-        state.next = state.position = state.cursor.offset if state.cursor else batch.column("offset")[-1].as_py() + 1
+        state.next = state.position = batch.column("offset")[-1].as_py() + 1
         if self._settings.auto_offset_store:
-            self._unstored[state.key] = batch.column("offset")[-1].as_py() + 1
+            self._unstored[state.key] = state.position
 
     def _store_pending(self) -> None:
         if not self._unstored:

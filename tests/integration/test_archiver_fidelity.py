@@ -11,22 +11,16 @@ from confluent_kafka import Producer
 from pyrostore.index.tree import NodeStore
 from pyrostore.store import open_store
 from pyrostore.verify import verify_partition
-from tests.kafka_helpers import ArchiverProcess, archive_rows, kafka_rows, wait_for
+from tests.kafka_helpers import ArchiverProcess, archive_rows, archive_until_caught_up, kafka_rows, wait_for
 
 
 def _archive_and_compare(kafka, topic: str, partitions: int, tmp_path) -> dict[int, list]:
     """Run the archiver until the archive holds what Kafka holds; compare record by record; verify."""
     expected = kafka_rows(kafka.bootstrap, topic, partitions)
     url = str(tmp_path / "archive")
-    archiver = ArchiverProcess(kafka.bootstrap, topic, url, tmp_path / "archiver.log").start()
-    try:
-        wait_for(
-            lambda: archive_rows(url, topic, partitions) == expected,
-            timeout=90,
-            what=f"the archive of {topic} to match Kafka (log {archiver.log})",
-        )
-    finally:
-        assert archiver.stop() == 0, archiver.log_text()[-2000:]
+    archive_until_caught_up(
+        ArchiverProcess(kafka.bootstrap, topic, url, tmp_path / "archiver.log"), topic, partitions, expected
+    )
     assert archive_rows(url, topic, partitions) == expected
     store = open_store(url)
     for p in range(partitions):
