@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.archive_throughput import _values, peak_rss_mb  # noqa: E402
+from bench.archive_throughput import _values, peak_rss_mb, run_role  # noqa: E402
 
 PER_SEGMENT = 50_000
 
@@ -104,19 +102,6 @@ def role_replay(bootstrap: str, folder: str, topic: str, partitions: int) -> dic
     return {"seconds": elapsed, "records": progress.records_done, "peak_mb": peak_rss_mb()}
 
 
-def run_role(role: str, *args: str) -> dict:
-    """Run one role in a fresh process (so its memory is its own) and return its JSON figures."""
-    result = subprocess.run(
-        [sys.executable, __file__, "--role", role, *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{role} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     """Start Kafka, build archives, measure both roles per record size, print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -144,8 +129,8 @@ def main() -> None:
                 print(f"archiving {args.mb} MB of {size} B records ...", flush=True)
                 count = build(archive, topic, args.partitions, size, int(args.mb * 1e6))
                 role_args = (kafka.bootstrap, archive, topic, str(args.partitions))
-                ceiling = run_role("produce", *role_args)
-                replayed = run_role("replay", *role_args)
+                ceiling = run_role("produce", *role_args, script=__file__)
+                replayed = run_role("replay", *role_args, script=__file__)
                 assert replayed["records"] == count == ceiling["records"], (count, ceiling, replayed)
                 rows.append((size, count, ceiling, replayed))
         finally:

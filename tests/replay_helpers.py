@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
@@ -12,6 +11,10 @@ from pathlib import Path
 from pyrostore.index.writer import PartitionWriter
 from pyrostore.segment import encode_segment, records_to_table
 from pyrostore.store import open_store
+from tests.kafka_helpers import ArchiverProcess
+
+KEEP_FOREVER = {"retention.ms": "-1"}
+"""Target topic configuration for tests: replayed records keep old timestamps, which time retention deletes."""
 
 
 def numbered_record(offset: int, value_size: int = 0) -> tuple:
@@ -80,32 +83,17 @@ def run_replay(bootstrap: str, store: str, topic: str, to_topic: str, *extra: st
     return subprocess.run(args, capture_output=True, text=True, timeout=300, env={**os.environ})
 
 
-class ReplayProcess:
-    """``pyrostore replay`` as a child process that a test may kill."""
+class ReplayProcess(ArchiverProcess):
+    """``pyrostore replay`` as a child process that a test may kill (started, killed and logged as the archiver)."""
 
     def __init__(self, args: list[str], log: Path) -> None:
         self.args = args
         self.log = log
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> ReplayProcess:
-        """Start the replay."""
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: no chance to commit or checkpoint."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-
     def wait(self, timeout: float = 300) -> int:
         """Wait for the exit code."""
         return self.proc.wait(timeout)
-
-    def log_text(self) -> str:
-        """Everything the replay printed so far."""
-        return self.log.read_text(errors="replace")
 
 
 def without_offsets(rows: dict[int, list[tuple]]) -> dict[int, list[tuple]]:

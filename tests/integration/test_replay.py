@@ -10,11 +10,19 @@ from confluent_kafka.admin import AdminClient
 
 from pyrostore.replay import ReplayOptions, plan_replay, replay_progress
 from tests.kafka_helpers import ArchiverProcess, archive_rows, kafka_rows, wait_for
-from tests.replay_helpers import as_kafka_row, build_archive, numbered_record, replay_args, run_replay, without_offsets
+from tests.replay_helpers import (
+    KEEP_FOREVER,
+    as_kafka_row,
+    build_archive,
+    numbered_record,
+    replay_args,
+    run_replay,
+    without_offsets,
+)
 
 
 def test_preserve_mode_replays_a_whole_archived_topic_record_for_record(kafka, new_topic, tmp_path):
-    source = new_topic(partitions=3)
+    source = new_topic(partitions=3, config=KEEP_FOREVER)
     producer = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 5})
     cases = [
         (None, b"null key"),
@@ -48,11 +56,11 @@ def test_preserve_mode_replays_a_whole_archived_topic_record_for_record(kafka, n
 def test_key_hash_matches_kafkas_default_partitioner_and_round_robin_cycles(kafka, new_topic, tmp_path):
     url = str(tmp_path / "archive")
     build_archive(url, "events", partitions=2, records=400, per_segment=150)
-    hashed = new_topic(partitions=5)
+    hashed = new_topic(partitions=5, config=KEEP_FOREVER)
     result = run_replay(kafka.bootstrap, url, "events", hashed, "--partitioning", "key-hash")
     assert result.returncode == 0, result.stderr
 
-    reference = new_topic(partitions=5)
+    reference = new_topic(partitions=5, config=KEEP_FOREVER)
     producer = Producer({"bootstrap.servers": kafka.bootstrap, "partitioner": "murmur2_random"})
     keys = sorted({numbered_record(o)[3] for o in range(400)})
     for key in keys:
@@ -64,7 +72,7 @@ def test_key_hash_matches_kafkas_default_partitioner_and_round_robin_cycles(kafk
     assert {row[3]: p for p, rows in replayed.items() for row in rows} == expected
     assert len(set(expected.values())) > 1
 
-    cycled = new_topic(partitions=3)
+    cycled = new_topic(partitions=3, config=KEEP_FOREVER)
     result = run_replay(kafka.bootstrap, url, "events", cycled, "--partitioning", "round-robin", "--partitions", "1")
     assert result.returncode == 0, result.stderr
     counts = {p: len(rows) for p, rows in kafka_rows(kafka.bootstrap, cycled, 3).items()}
@@ -77,7 +85,7 @@ def test_offset_and_time_bounds_are_exact_at_both_ends(kafka, new_topic, tmp_pat
     build_archive(url, "bounded", 2, 100, per_segment=30, offsets=lambda p: range(0, 100, 1 + p))
 
     def replayed(*bounds: str) -> dict[int, list[int]]:
-        target = new_topic(partitions=2)
+        target = new_topic(partitions=2, config=KEEP_FOREVER)
         result = run_replay(kafka.bootstrap, url, "bounded", target, *bounds)
         assert result.returncode == 0, result.stderr
         rows = kafka_rows(kafka.bootstrap, target, 2)
@@ -104,7 +112,7 @@ def test_offset_and_time_bounds_are_exact_at_both_ends(kafka, new_topic, tmp_pat
 def test_parallel_workers_share_partitions_and_progress_reports_the_whole(kafka, new_topic, tmp_path):
     url = str(tmp_path / "archive")
     build_archive(url, "shared", partitions=3, records=300, per_segment=100)
-    target = new_topic(partitions=3)
+    target = new_topic(partitions=3, config=KEEP_FOREVER)
     workers = [
         subprocess.Popen(
             replay_args(kafka.bootstrap, url, "shared", target, "--exactly-once", "--parallelism", "2"),
@@ -131,7 +139,7 @@ def test_parallel_workers_share_partitions_and_progress_reports_the_whole(kafka,
 def test_bad_input_gives_one_clear_line_and_writes_nothing(kafka, new_topic, tmp_path):
     url = str(tmp_path / "archive")
     build_archive(url, "orders", partitions=2, records=100, per_segment=50)
-    small = new_topic(partitions=1)
+    small = new_topic(partitions=1, config=KEEP_FOREVER)
 
     def fails(store: str, *extra: str, bootstrap: str = kafka.bootstrap, to: str = small) -> str:
         result = run_replay(bootstrap, store, "orders", to, *extra)

@@ -9,7 +9,7 @@ from collections import Counter
 from confluent_kafka import Consumer, TopicPartition
 
 from tests.kafka_helpers import kafka_rows
-from tests.replay_helpers import ReplayProcess, build_archive, numbered_record, replay_args
+from tests.replay_helpers import KEEP_FOREVER, ReplayProcess, build_archive, numbered_record, replay_args
 
 
 def _sources(rows: dict[int, list[tuple]]) -> Counter:
@@ -31,7 +31,7 @@ def _killed_and_resumed(args: list[str], log, kills: int, rng: random.Random) ->
 def test_exactly_once_survives_repeated_sigkill(kafka, new_topic, tmp_path):
     url = str(tmp_path / "archive")
     build_archive(url, "payments", partitions=3, records=4000, per_segment=500)
-    target = new_topic(partitions=3)
+    target = new_topic(partitions=3, config=KEEP_FOREVER)
     args = replay_args(
         kafka.bootstrap,
         url,
@@ -64,7 +64,7 @@ def test_exactly_once_survives_repeated_sigkill(kafka, new_topic, tmp_path):
 def test_at_least_once_mode_resumes_after_sigkill_and_sigterm(kafka, new_topic, tmp_path):
     url = str(tmp_path / "archive")
     build_archive(url, "clicks", partitions=2, records=3000, per_segment=400)
-    target = new_topic(partitions=2)
+    target = new_topic(partitions=2, config=KEEP_FOREVER)
     args = replay_args(kafka.bootstrap, url, "clicks", target, "--records-per-second", "1500")
     log = tmp_path / "replay.log"
     stopped = ReplayProcess(args, log).start()
@@ -85,7 +85,7 @@ def test_rate_limit_holds_within_ten_percent_over_ten_seconds(kafka, new_topic, 
         url, "metered", partitions=1, records=2600, per_segment=1000, record=lambda o: numbered_record(o, size)
     )
     # LogAppendTime: the broker stamps each record when it arrives, which measures the replay's sending pace.
-    target = new_topic(partitions=1, config={"message.timestamp.type": "LogAppendTime"})
+    target = new_topic(partitions=1, config={"message.timestamp.type": "LogAppendTime", **KEEP_FOREVER})
     rate = 240_000
     result = ReplayProcess(
         replay_args(kafka.bootstrap, url, "metered", target, "--rate-limit", str(rate)), tmp_path / "replay.log"
