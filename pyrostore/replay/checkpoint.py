@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from pyrostore.archiver.kafka import KafkaUnavailable
 from pyrostore.replay.kafka import create_topic, topic_partitions
 
-CHECKPOINT_TOPIC_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "3600000"}
+CHECKPOINT_TOPIC_CONFIG = {"cleanup.policy": "compact"}
 
 
 @dataclass(frozen=True)

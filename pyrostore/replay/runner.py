@@ -29,7 +29,7 @@ from pyrostore.replay.checkpoint import (
 )
 from pyrostore.replay.kafka import admin_client, client_config, ensure_target, producer_config
 from pyrostore.replay.options import ReplayOptions
-from pyrostore.replay.partitioning import check_target, target_partition
+from pyrostore.replay.partitioning import check_target, target_partitions
 from pyrostore.replay.plan import PartitionRange, ReplayPlan, plan_replay
 from pyrostore.replay.progress import ReplayProgress
 from pyrostore.replay.ratelimit import RateLimits
@@ -84,9 +84,9 @@ class Replayer:
         plan = plan_replay(options, archive)
         admin = admin_client(options)
         archived = archive.partitions(options.topic)
-        target_partitions = ensure_target(options, admin, max(archived) + 1)
+        target_count = ensure_target(options, admin, max(archived) + 1)
         check_target(
-            options.partitioning, [r.partition for r in plan.ranges if r.records], target_partitions, options.to_topic
+            options.partitioning, [r.partition for r in plan.ranges if r.records], target_count, options.to_topic
         )
         ensure_checkpoint_topic(admin, options.checkpoint_topic, options.bootstrap_servers)
         self._producer = Producer(
@@ -114,9 +114,7 @@ class Replayer:
             for state in self._ranges:
                 if state.done or stop.is_set():
                     continue
-                self._replay_range(
-                    archive.partition(options.topic, state.plan.partition), state, target_partitions, stop
-                )
+                self._replay_range(archive.partition(options.topic, state.plan.partition), state, target_count, stop)
                 self._checkpoint([state])
         finally:
             self._close()
@@ -138,19 +136,14 @@ class Replayer:
                 rows = produce_columns(batch, provenance)
                 self._pay(rows.payload_bytes, len(rows), stop)
                 sequence = state.checkpoint.records_done
-                keys, values, stamps, headers = rows.keys, rows.values, rows.timestamps, rows.headers
-                for i in range(len(rows)):
-                    partition = target_partition(options.partitioning, source, sequence + i, targets)
+                partitions = target_partitions(options.partitioning, source, sequence, len(rows), targets)
+                for value, key, partition, stamp, headers in zip(
+                    rows.values, rows.keys, partitions, rows.timestamps, rows.headers, strict=True
+                ):
                     while True:
                         try:
-                            produce(
-                                to_topic,
-                                values[i],
-                                keys[i],
-                                -1 if partition is None else partition,
-                                timestamp=max(stamps[i], 0),
-                                headers=headers[i],
-                            )
+                            # librdkafka reads timestamp 0 as "now"; Kafka's "no timestamp" (-1) becomes that too.
+                            produce(to_topic, value, key, partition, timestamp=max(stamp, 0), headers=headers)
                             break
                         except BufferError:
                             producer.poll(0.05)

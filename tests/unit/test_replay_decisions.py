@@ -6,7 +6,7 @@ import pytest
 
 from pyrostore.replay.checkpoint import Checkpoint, checkpoint_key, decode_checkpoint, encode_checkpoint
 from pyrostore.replay.errors import TargetTooSmall
-from pyrostore.replay.partitioning import check_target, target_partition
+from pyrostore.replay.partitioning import check_target, target_partitions
 from pyrostore.replay.plan import PartitionRange
 from pyrostore.replay.ratelimit import RateLimits, TokenBucket
 from pyrostore.replay.records import PROVENANCE_OFFSET, PROVENANCE_PARTITION, PROVENANCE_TOPIC, produce_columns
@@ -45,9 +45,10 @@ def test_rate_limits_wait_for_the_slower_bucket_and_size_chunks_to_a_twentieth_o
 
 
 def test_target_partitions_per_mode():
-    assert target_partition("preserve", 3, 17, 8) == 3
-    assert target_partition("key-hash", 3, 17, 8) is None  # the producer's murmur2 partitioner decides
-    assert [target_partition("round-robin", 1, n, 3) for n in range(5)] == [1, 2, 0, 1, 2]
+    assert target_partitions("preserve", 3, 17, 2, 8) == [3, 3]
+    assert target_partitions("key-hash", 3, 17, 2, 8) == [-1, -1]  # the producer's murmur2 partitioner decides
+    assert target_partitions("round-robin", 1, 0, 5, 3) == [1, 2, 0, 1, 2]
+    assert target_partitions("round-robin", 1, 3, 2, 3) == [1, 2]  # resumed at the fourth record
     check_target("preserve", [0, 2], 3, "dst")
     check_target("key-hash", [0, 5], 1, "dst")
     with pytest.raises(TargetTooSmall, match="'dst' has 2 partition"):
