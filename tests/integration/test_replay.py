@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -48,6 +49,8 @@ def test_preserve_mode_replays_a_whole_archived_topic_record_for_record(kafka, n
     target = f"{source}-replayed"
     result = run_replay(kafka.bootstrap, url, source, target, "--create-topic")
     assert result.returncode == 0, result.stderr
+    logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert any(doc.get("records_done") == doc.get("records_total") == 240 for doc in logged)  # progress, as JSON
     replayed = kafka_rows(kafka.bootstrap, target, 3)
     assert without_offsets(replayed) == without_offsets(expected)
     assert {row[1] for rows in replayed.values() for row in rows} == {0}  # CreateTime, carrying the originals
