@@ -6,7 +6,8 @@ segments with a per-partition tree index, and reads past and present as one stre
 
 from pyrostore import errors
 from pyrostore.archive import open_archive
+from pyrostore.consumer import Consumer, DeserializingConsumer
 from pyrostore.store import open_store
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "errors", "open_archive", "open_store"]
+__all__ = ["Consumer", "DeserializingConsumer", "__version__", "errors", "open_archive", "open_store"]

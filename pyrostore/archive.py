@@ -211,22 +211,22 @@ class PartitionArchive:
         return segment_key(self.topic, self.partition, entry.first, entry.digest)
 
 
-def records_of(batch: pa.RecordBatch, topic: str, partition: int) -> Iterator[ArchivedRecord]:
-    """The records of a segment batch as :class:`ArchivedRecord` objects (each column decoded once)."""
-    offsets, types, keys, values, headers, epochs = (
-        batch.column(name).to_pylist()
-        for name in ("offset", "timestamp_type", "key", "value", "headers", "leader_epoch")
+def batch_columns(batch: pa.RecordBatch) -> tuple[list, ...]:
+    """A segment batch's columns as Python lists, each decoded once: offsets, timestamps (ms), timestamp types,
+    keys, values, headers (lists of (key, value) pairs) and leader epochs."""
+    offsets, types, keys, values, epochs = (
+        batch.column(name).to_pylist() for name in ("offset", "timestamp_type", "key", "value", "leader_epoch")
     )
     timestamps = batch.column("timestamp").cast(pa.int64()).to_pylist()
-    for i, offset in enumerate(offsets):
-        yield ArchivedRecord(
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            timestamp=timestamps[i],
-            timestamp_type=types[i],
-            key=keys[i],
-            value=values[i],
-            headers=[(h["key"], h["value"]) for h in headers[i]],
-            leader_epoch=epochs[i],
-        )
+    headers = batch.column("headers")
+    if headers.offsets[-1].as_py() == headers.offsets[0].as_py():  # no record has headers: skip the structs
+        pairs: list = [[] for _ in offsets]
+    else:
+        pairs = [[(h["key"], h["value"]) for h in row] for row in headers.to_pylist()]
+    return offsets, timestamps, types, keys, values, pairs, epochs
+
+
+def records_of(batch: pa.RecordBatch, topic: str, partition: int) -> Iterator[ArchivedRecord]:
+    """The records of a segment batch as :class:`ArchivedRecord` objects."""
+    for offset, timestamp, timestamp_type, key, value, headers, epoch in zip(*batch_columns(batch), strict=True):
+        yield ArchivedRecord(topic, partition, offset, timestamp, timestamp_type, key, value, headers, epoch)

@@ -26,6 +26,7 @@ from pyrostore.archiver.kafka import KafkaUnavailable, describe_topic
 from pyrostore.archiver.metrics import ArchiverMetrics
 from pyrostore.errors import FencedError, HistoryLost
 from pyrostore.index.writer import PartitionWriter
+from pyrostore.messages import append_message
 from pyrostore.segment import SegmentBuilder
 from pyrostore.store import ObjectStore, open_store
 
@@ -91,16 +92,7 @@ class Archiver:
                     continue  # revoked while this batch was in flight
                 if not state.builder:
                     state.opened = time.monotonic()
-                timestamp_type, timestamp = message.timestamp()
-                state.builder.append(
-                    message.offset(),
-                    timestamp,
-                    timestamp_type - 1,  # confluent_kafka: 1 CreateTime, 2 LogAppendTime; the archive: 0, 1
-                    message.key(),
-                    message.value(),
-                    message.headers(),
-                    message.leader_epoch(),
-                )
+                append_message(state.builder, message)
                 state.next_offset = message.offset() + 1
             self._roll_due(consumer)
             self._collect(consumer)

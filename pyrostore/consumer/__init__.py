@@ -1,5 +1,8 @@
-"""The crossover consumer (issue in progress): reads history from the archive and crosses into live Kafka.
+"""The crossover consumer: a drop-in ``confluent_kafka.Consumer`` that reads history from the archive and
+crosses into live Kafka (:class:`Consumer`), its deserializing variant, and the pure decisions behind them."""
 
-So far: the pure decisions (:mod:`pyrostore.consumer.decisions`) of which source serves an offset and what
-logical offsets mean. The ``confluent_kafka.Consumer``-compatible class builds on them.
-"""
+from pyrostore.consumer.config import ConsumerConfigError
+from pyrostore.consumer.consumer import Consumer
+from pyrostore.consumer.deserializing import DeserializingConsumer
+
+__all__ = ["Consumer", "ConsumerConfigError", "DeserializingConsumer"]

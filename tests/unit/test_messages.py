@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, TIMESTAMP_NOT_AVAILABLE, Message
 
-from pyrostore.consumer.messages import messages_of
+from pyrostore.messages import messages_of
 from pyrostore.segment import decode_segment, encode_segment, records_to_table
 
 
