@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pyrostore.archive import batch_columns
+
 PROVENANCE_TOPIC = "pyrostore.source.topic"
 PROVENANCE_PARTITION = "pyrostore.source.partition"
 PROVENANCE_OFFSET = "pyrostore.source.offset"
@@ -14,14 +16,14 @@ PROVENANCE_OFFSET = "pyrostore.source.offset"
 
 @dataclass(frozen=True)
 class ProduceColumns:
-    """One batch's records as parallel lists; ``headers[i]`` is None when record i has none, and timestamps are
-    clamped at 0 (negative ones mean "none")."""
+    """One batch's records as parallel lists (headers as lists of pairs), timestamps clamped at 0 (negative
+    ones mean "none")."""
 
     offsets: list[int]
     timestamps: list[int]
     keys: list[bytes | None]
     values: list[bytes | None]
-    headers: list[list[tuple[str, bytes | None]] | None]
+    headers: list[list[tuple[str, bytes | None]]]
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -30,24 +32,15 @@ class ProduceColumns:
 def produce_columns(batch: pa.RecordBatch, provenance: tuple[str, int] | None = None) -> ProduceColumns:
     """Decode a segment batch once per column; ``provenance`` (source topic, partition) adds the three
     ``pyrostore.source.*`` headers after each record's own headers."""
-    header_column = batch.column("headers")
-    if len(header_column.flatten()) == 0:
-        headers: list = [None] * batch.num_rows
-    else:
-        headers = [[(h["key"], h["value"]) for h in row] or None for row in header_column.to_pylist()]
-    offsets = batch.column("offset").to_pylist()
+    offsets, timestamps, _types, keys, values, headers, _epochs = batch_columns(batch)
+    if batch.num_rows and pc.min(batch.column("timestamp").cast(pa.int64())).as_py() < 0:
+        # librdkafka reads timestamp 0 as "now"; Kafka's "no timestamp" (-1) can only become that too.
+        timestamps = [max(t, 0) for t in timestamps]
     if provenance is not None:
         topic, partition = provenance
         fixed = [(PROVENANCE_TOPIC, topic.encode()), (PROVENANCE_PARTITION, b"%d" % partition)]
-        headers = [[*(h or ()), *fixed, (PROVENANCE_OFFSET, b"%d" % o)] for h, o in zip(headers, offsets, strict=True)]
-    return ProduceColumns(
-        offsets=offsets,
-        # librdkafka reads timestamp 0 as "now"; Kafka's "no timestamp" (-1) can only become that too.
-        timestamps=pc.max_element_wise(batch.column("timestamp").cast(pa.int64()), 0).to_pylist(),
-        keys=batch.column("key").to_pylist(),
-        values=batch.column("value").to_pylist(),
-        headers=headers,
-    )
+        headers = [[*h, *fixed, (PROVENANCE_OFFSET, b"%d" % o)] for h, o in zip(headers, offsets, strict=True)]
+    return ProduceColumns(offsets, timestamps, keys, values, headers)
 
 
 def payload_bytes(batch: pa.RecordBatch) -> int:

@@ -76,10 +76,18 @@ def test_key_hash_matches_kafkas_default_partitioner_and_round_robin_cycles(kafk
     assert len(set(expected.values())) > 1
 
     cycled = new_topic(partitions=3, config=KEEP_FOREVER)
-    result = run_replay(kafka.bootstrap, url, "events", cycled, "--partitioning", "round-robin", "--partitions", "1")
+    args = ("--partitioning", "round-robin", "--partitions", "1", "--provenance-headers")
+    result = run_replay(kafka.bootstrap, url, "events", cycled, *args)
     assert result.returncode == 0, result.stderr
-    counts = {p: len(rows) for p, rows in kafka_rows(kafka.bootstrap, cycled, 3).items()}
-    assert counts == {0: 133, 1: 134, 2: 133}  # source partition 1's records n go to (1 + n) % 3
+    rows = kafka_rows(kafka.bootstrap, cycled, 3)
+    assert {p: len(found) for p, found in rows.items()} == {0: 133, 1: 134, 2: 133}  # record n: (1 + n) % 3
+    for row in (row for found in rows.values() for row in found):
+        assert row[5][0][0] == "n"  # the record's own headers first, then where it came from
+        assert row[5][1:] == [
+            ("pyrostore.source.topic", b"events"),
+            ("pyrostore.source.partition", b"1"),
+            ("pyrostore.source.offset", row[5][0][1]),
+        ]
 
 
 def test_offset_and_time_bounds_are_exact_at_both_ends(kafka, new_topic, tmp_path):
