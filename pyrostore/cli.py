@@ -365,7 +365,10 @@ def replay(
 
     configure_logs(log_format)
     if worker_index is None:
-        worker_index = int(os.environ.get("JOB_COMPLETION_INDEX", "0"))
+        index = os.environ.get("JOB_COMPLETION_INDEX", "0")
+        if not index.isdigit():
+            raise typer.BadParameter(f"JOB_COMPLETION_INDEX={index!r} is not a number", param_hint="--worker-index")
+        worker_index = int(index)
     options = ReplayOptions(
         store_url=store,
         topic=topic,

@@ -42,6 +42,8 @@ log = logging.getLogger("pyrostore.replay")
 CHUNK_RECORDS = 5000
 """Records handed to the producer between rate-limit and stop checks."""
 KAFKA_TIMEOUT = 60.0
+COLUMNS = ["offset", "timestamp", "key", "value", "headers"]
+"""The segment columns a replay sends (timestamp types and leader epochs stay behind)."""
 
 
 @dataclass
@@ -242,7 +244,8 @@ def _read_ahead(reader: PartitionArchive, start: int, stop: int) -> Iterator[tup
         entries = iter(reader.segments(start, stop))
 
         def read(entry: Entry) -> pa.Table:
-            return reader.read_segment(entry, start=start if start > entry.base else None, stop=stop)
+            cut_start = start if start > entry.base else None
+            return reader.read_segment(entry, COLUMNS, cut_start, stop if stop < entry.end else None)
 
         current = next(entries, None)
         pending = pool.submit(read, current) if current is not None else None

@@ -84,7 +84,7 @@ def test_produce_columns_keep_null_and_empty_apart_and_headers_in_order():
     assert columns.timestamps == [1000, 1001, 0]  # no timestamp (-1): the producer's time
     assert columns.keys == [None, b"", b"k"]
     assert columns.values == [b"", None, b"v"]
-    assert columns.headers == [headers, [], []]
+    assert columns.headers == [headers, None, None]
     assert payload_bytes(table.to_batches()[0]) == 1 + 1 + (1 + 1 + 5) + 1  # keys, values, header keys and values
 
     sliced = produce_columns(table.to_batches()[0].slice(1), provenance=("src", 2))
