@@ -8,7 +8,7 @@ from collections import Counter
 
 from confluent_kafka import Consumer, TopicPartition
 
-from tests.kafka_helpers import kafka_rows
+from tests.kafka_helpers import kafka_rows, wait_for
 from tests.replay_helpers import KEEP_FOREVER, ReplayProcess, build_archive, numbered_record, replay_args
 
 
@@ -39,7 +39,7 @@ def test_exactly_once_survives_repeated_sigkill(kafka, new_topic, tmp_path):
         target,
         "--exactly-once",
         "--records-per-second",
-        "1500",
+        "1000",
         "--checkpoint-interval",
         "300ms",
     )
@@ -68,7 +68,8 @@ def test_at_least_once_mode_resumes_after_sigkill_and_sigterm(kafka, new_topic, 
     args = replay_args(kafka.bootstrap, url, "clicks", target, "--records-per-second", "1500")
     log = tmp_path / "replay.log"
     stopped = ReplayProcess(args, log).start()
-    time.sleep(2.0)
+    wait_for(lambda: "replaying 6000 records" in stopped.log_text(), 60, "the replay to start sending")
+    time.sleep(1.0)
     stopped.proc.terminate()
     assert stopped.wait(60) == 1  # stopped before the end: exit 1, "run the same command to resume"
     assert "run the same command to resume" in stopped.log_text()
