@@ -82,13 +82,11 @@ class ReplayOptions:
             raise InvalidReplayOptions(
                 f"worker index {self.worker_index} is not within 0..{self.workers - 1} (--parallelism {self.workers})"
             )
-        fixed = {"enable.idempotence": "true"}
-        for key, required in fixed.items():
-            given = self.kafka_properties.get(key)
-            if given is not None and given.lower() != required:
-                raise InvalidReplayOptions(
-                    f"Kafka property {key}={given} is not allowed: replay needs {key}={required}"
-                )
+        idempotence = self.kafka_properties.get("enable.idempotence", "true")
+        if idempotence.lower() != "true":
+            raise InvalidReplayOptions(
+                f"Kafka property enable.idempotence={idempotence} is not allowed: replay needs enable.idempotence=true"
+            )
         if "transactional.id" in self.kafka_properties:
             raise InvalidReplayOptions("Kafka property transactional.id is set by the replay (use --exactly-once)")
 
