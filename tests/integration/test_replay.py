@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
-import sys
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
@@ -127,7 +127,7 @@ def test_parallel_workers_share_partitions_and_progress_reports_the_whole(kafka,
     workers = [
         subprocess.Popen(
             replay_args(kafka.bootstrap, url, "shared", target, "--exactly-once", "--parallelism", "2"),
-            env={"JOB_COMPLETION_INDEX": str(i), "PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
+            env={**os.environ, "JOB_COMPLETION_INDEX": str(i)},
             stderr=subprocess.PIPE,
             text=True,
         )

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import logging
+
 import pytest
+from rich.console import Console
 
 from pyrostore.replay.checkpoint import Checkpoint, checkpoint_key, decode_checkpoint, encode_checkpoint
 from pyrostore.replay.errors import TargetTooSmall
 from pyrostore.replay.partitioning import check_target, target_partitions
 from pyrostore.replay.plan import PartitionRange
+from pyrostore.replay.progress import ProgressDisplay, ReplayProgress
 from pyrostore.replay.ratelimit import RateLimits, TokenBucket
 from pyrostore.replay.records import (
     PROVENANCE_OFFSET,
@@ -107,3 +112,16 @@ def test_progress_adds_up_ranges_and_finishes_when_every_range_reached_its_stop(
         [(ranges[0], Checkpoint(0, 100, 100, 1000)), (ranges[1], None), (ranges[2], Checkpoint(2, 50, 40, 400))]
     )
     assert done.finished and done.records_done == 140
+
+
+def test_progress_off_a_terminal_is_logged_with_its_figures(caplog):
+    display = ProgressDisplay(Console(file=io.StringIO()), interval=3600)
+    caplog.set_level(logging.INFO, logger="pyrostore.replay")
+    with display:
+        display.update(ReplayProgress(100, 0, 1000, 0, False))  # first figures: the rate's starting point
+        display.update(ReplayProgress(100, 50, 1000, 500, False))  # within the interval: not logged
+        display.update(ReplayProgress(100, 100, 1000, 1000, True))  # the end is always logged
+    assert len(caplog.records) == 1
+    line = caplog.records[0]
+    assert "replayed 100/100 records, 1000/1000 bytes" in line.getMessage()
+    assert (line.records_done, line.records_total, line.bytes_done, line.bytes_total) == (100, 100, 1000, 1000)
