@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import signal
 import sys
@@ -339,3 +340,101 @@ def main() -> None:
     except PyrostoreError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(1)
+
+
+def parse_partitions(text: str | None) -> tuple[int, ...] | None:
+    """``"0,3"`` as ``(0, 3)``; None stays None."""
+    if text is None:
+        return None
+    try:
+        return tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{text!r} is not a comma-separated list of partitions", param_hint="--partitions"
+        ) from exc
+
+
+@app.command("replay")
+def replay(
+    store: Annotated[str, typer.Option("--store", help="archive URL: folder, s3://, gs://")],
+    topic: Annotated[str, typer.Option("--topic", "-t", help="the archived (source) topic")],
+    to_topic: Annotated[str, typer.Option("--to-topic", help="the Kafka topic to produce into")],
+    bootstrap_servers: Annotated[str, typer.Option("--bootstrap-servers", "-b", help="Kafka HOST:PORT[,...]")],
+    from_offset: Annotated[int | None, typer.Option(help="first offset (inclusive), in every partition")] = None,
+    from_time: Annotated[str | None, typer.Option(help="ms or ISO 8601: the first record at or after it")] = None,
+    to_offset: Annotated[int | None, typer.Option(help="stop before this offset, in every partition")] = None,
+    to_time: Annotated[
+        str | None, typer.Option(help="ms or ISO 8601: stop before the first record at or after it")
+    ] = None,
+    partitions: Annotated[str | None, typer.Option(help="source partitions, e.g. 0,3 (default all)")] = None,
+    partitioning: Annotated[str, typer.Option(help="preserve, key-hash or round-robin")] = "preserve",
+    rate_limit: Annotated[str | None, typer.Option(help="bytes per second (keys, values, headers), e.g. 10MB")] = None,
+    records_per_second: Annotated[float | None, typer.Option(help="records per second")] = None,
+    exactly_once: Annotated[bool, typer.Option(help="transactions: each record lands exactly once")] = False,
+    provenance_headers: Annotated[
+        bool, typer.Option(help="add pyrostore.source.topic/partition/offset headers")
+    ] = False,
+    create_topic: Annotated[bool, typer.Option(help="create the target topic if missing")] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="print partitions, offset ranges, records and bytes; send nothing")
+    ] = False,
+    parallelism: Annotated[int, typer.Option(help="workers sharing the partitions (a Kubernetes Indexed Job)")] = 1,
+    worker_index: Annotated[
+        int | None, typer.Option(help="this worker's index (default $JOB_COMPLETION_INDEX, else 0)")
+    ] = None,
+    replay_id: Annotated[
+        str | None, typer.Option(help="names the replay's checkpoints (default: from its options)")
+    ] = None,
+    checkpoint_topic: Annotated[str, typer.Option(help="compacted topic holding replay checkpoints")] = (
+        "pyrostore-replay-checkpoints"
+    ),
+    checkpoint_interval: Annotated[str, typer.Option(help="time between checkpoints (and transactions)")] = "1s",
+    log_format: Annotated[str, typer.Option(help="auto, text or json")] = "auto",
+    x: KafkaProperties = None,
+    kafka_properties_file: KafkaPropertiesFile = None,
+    store_option: StoreOptions = None,
+) -> None:
+    """Replay an archived topic (or a range of it) into a Kafka topic; run again with the same options to resume."""
+    from pyrostore.replay import Replayer, ReplayOptions, plan_replay
+    from pyrostore.replay.progress import ProgressDisplay
+
+    configure_logs(log_format)
+    if worker_index is None:
+        worker_index = int(os.environ.get("JOB_COMPLETION_INDEX", "0"))
+    options = ReplayOptions(
+        store_url=store,
+        topic=topic,
+        to_topic=to_topic,
+        bootstrap_servers=bootstrap_servers,
+        store_options=parse_pairs(store_option),
+        from_offset=from_offset,
+        from_time=parse_time(from_time) if from_time is not None else None,
+        to_offset=to_offset,
+        to_time=parse_time(to_time) if to_time is not None else None,
+        partitions=parse_partitions(partitions),
+        partitioning=partitioning,
+        rate_limit=parse_size(rate_limit) if rate_limit is not None else None,
+        records_per_second=records_per_second,
+        exactly_once=exactly_once,
+        provenance_headers=provenance_headers,
+        create_topic=create_topic,
+        kafka_properties=kafka_properties(x, kafka_properties_file),
+        replay_id=replay_id,
+        worker_index=worker_index,
+        workers=parallelism,
+        checkpoint_topic=checkpoint_topic,
+        checkpoint_interval=parse_duration(checkpoint_interval).total_seconds(),
+    )
+    if dry_run:
+        for line in plan_replay(options).describe():
+            out.print(line, highlight=False)
+        return
+    with ProgressDisplay(err) as display:
+        progress = Replayer(options, on_progress=display.update).run(_stop_on_signals())
+    if not progress.finished:
+        err.print(
+            f"stopped at {progress.records_done}/{progress.records_total} records; run the same command to resume",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    err.print(f"replayed {progress.records_done} records into {to_topic}", highlight=False)

@@ -1,0 +1,31 @@
+"""Where each replayed record goes in the target topic (pure decisions)."""
+
+from __future__ import annotations
+
+from pyrostore.replay.errors import TargetTooSmall
+
+KEY_HASH_PARTITIONER = "murmur2_random"
+"""librdkafka's name for Kafka's default partitioner: murmur2 of the key, random for null keys."""
+
+
+def check_target(partitioning: str, source_partitions: list[int], target_partitions: int, target: str) -> None:
+    """Raise TargetTooSmall when preserve mode has no target partition for some source partition."""
+    if partitioning == "preserve" and source_partitions and max(source_partitions) >= target_partitions:
+        raise TargetTooSmall(
+            f"topic {target!r} has {target_partitions} partition(s) but --partitioning preserve needs at least "
+            f"{max(source_partitions) + 1} (source partition {max(source_partitions)}); add partitions or use "
+            "--partitioning key-hash or round-robin"
+        )
+
+
+def target_partition(partitioning: str, source_partition: int, sequence: int, target_partitions: int) -> int | None:
+    """The target partition of a record, or None to let the producer's murmur2 partitioner hash its key.
+
+    ``sequence`` is the record's position among its source partition's replayed records, so round-robin
+    cycles deterministically and a resumed replay sends each record where the first attempt did.
+    """
+    if partitioning == "preserve":
+        return source_partition
+    if partitioning == "round-robin":
+        return (source_partition + sequence) % target_partitions
+    return None
