@@ -62,11 +62,16 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval
 class OperatorProcess:
     """``pyrostore operator`` as a child process with a kubeconfig, its JSON log in a file."""
 
-    def __init__(self, kubeconfig: Path, namespaces: list[str], log: Path, **env: str) -> None:
+    def __init__(
+        self, kubeconfig: Path, namespaces: list[str], log: Path, command: list[str] | None = None, **env: str
+    ) -> None:
         self.log = log
         args = [sys.executable, "-m", "pyrostore", "operator", "--log-format", "json"]
         for namespace in namespaces:
             args += ["--namespace", namespace]
+        if command:  # a container's command, e.g. the Helm chart's
+            assert command[0] == "pyrostore", command
+            args = [sys.executable, "-m", *command]
         environment = {
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
