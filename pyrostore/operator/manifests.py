@@ -60,15 +60,16 @@ def _pairs(flag: str, pairs: Mapping[str, str] | None) -> list[str]:
     return [arg for key in sorted(pairs or {}) for arg in (flag, f"{key}={pairs[key]}")]
 
 
-def _secret_wiring(
-    storage: Mapping, kafka: Mapping
-) -> tuple[list[Manifest], list[Manifest], list[Manifest], list[str]]:
-    """envFrom, volumes, volume mounts and extra arguments that bring a resource's Secrets into its pod.
+def _pod_wiring(storage: Mapping, kafka: Mapping) -> tuple[list[Manifest], list[Manifest], list[Manifest], list[str]]:
+    """envFrom, volumes, volume mounts and extra arguments of a pod: its Secrets, and a writable /tmp.
 
     Only Secret names go into the manifest; the values reach the container from the kubelet, never through
     the operator.
     """
-    env_from, volumes, mounts, args = [], [], [], []
+    # The root filesystem is read-only: /tmp is the one writable place (HOME in the image).
+    env_from, args = [], []
+    volumes: list[Manifest] = [{"name": "tmp", "emptyDir": {}}]
+    mounts: list[Manifest] = [{"name": "tmp", "mountPath": "/tmp"}]
     if secret := storage.get("credentialsSecret"):
         env_from.append({"secretRef": {"name": secret["name"]}})
         volumes.append({"name": "storage-credentials", "secret": {"secretName": secret["name"]}})
@@ -98,7 +99,7 @@ def archiver_command(body: Mapping) -> list[str]:
         command.append("--accept-loss")
     command += _pairs("-o", storage.get("options"))
     command += _pairs("-X", kafka.get("properties"))
-    return command + _secret_wiring(storage, kafka)[3]
+    return command + _pod_wiring(storage, kafka)[3]
 
 
 def _pod_spec(container: Manifest, volumes: list[Manifest], settings: OperatorSettings, **extra: Any) -> Manifest:
@@ -107,8 +108,7 @@ def _pod_spec(container: Manifest, volumes: list[Manifest], settings: OperatorSe
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
         **extra,
     }
-    if volumes:
-        pod["volumes"] = volumes
+    pod["volumes"] = volumes
     if settings.service_account:
         pod["serviceAccountName"] = settings.service_account
     return pod
@@ -127,8 +127,7 @@ def _container(
     }
     if env_from:
         container["envFrom"] = env_from
-    if mounts:
-        container["volumeMounts"] = mounts
+    container["volumeMounts"] = mounts
     return container
 
 
@@ -136,7 +135,7 @@ def archiver_deployment(body: Mapping, settings: OperatorSettings) -> Manifest:
     """The archiver Deployment of a TopicArchive (``suspend: true`` makes zero replicas)."""
     spec, meta = body["spec"], body["metadata"]
     labels = _labels("archiver", meta["name"], ARCHIVE_LABEL)
-    env_from, volumes, mounts, _ = _secret_wiring(spec["storage"], spec["kafka"])
+    env_from, volumes, mounts, _ = _pod_wiring(spec["storage"], spec["kafka"])
     container = _container("archiver", archiver_command(body), settings, spec, env_from, mounts)
     container["ports"] = [{"name": "metrics", "containerPort": spec.get("metricsPort", 9108), "protocol": "TCP"}]
     pod_annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(spec.get("metricsPort", 9108))}
@@ -209,14 +208,14 @@ def replay_command(body: Mapping) -> list[str]:
         command.append("--create-topic")
     command += _pairs("-o", source["storage"].get("options"))
     command += _pairs("-X", target.get("properties"))
-    return command + _secret_wiring(source["storage"], target)[3]
+    return command + _pod_wiring(source["storage"], target)[3]
 
 
 def replay_job(body: Mapping, settings: OperatorSettings) -> Manifest:
     """The Job of a ReplayJob: one pod, or an Indexed Job of ``parallelism`` pods splitting the partitions."""
     spec, meta = body["spec"], body["metadata"]
     labels = _labels("replay", meta["name"], REPLAY_LABEL)
-    env_from, volumes, mounts, _ = _secret_wiring(spec["source"]["storage"], spec["target"])
+    env_from, volumes, mounts, _ = _pod_wiring(spec["source"]["storage"], spec["target"])
     container = _container("replay", replay_command(body), settings, spec, env_from, mounts)
     parallelism = spec.get("parallelism", 1)
     job_spec: Manifest = {

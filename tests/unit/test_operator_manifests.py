@@ -91,7 +91,8 @@ def test_archiver_deployment_is_owned_labelled_and_takes_credentials_from_the_se
     assert container["resources"] == {"limits": {"memory": "1Gi"}}
     assert container["ports"] == [{"name": "metrics", "containerPort": 9108, "protocol": "TCP"}]
     assert pod["serviceAccountName"] == "archiver"
-    assert pod["volumes"][0]["secret"]["secretName"] == "creds"
+    assert pod["volumes"][1]["secret"]["secretName"] == "creds"
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
 
 
 def test_suspend_scales_to_zero():
