@@ -131,10 +131,10 @@ def role_archive(bootstrap: str, topic: str, partitions: int, expected: int) -> 
     return {"seconds": elapsed, "records": archived, "stored_bytes": stored, "peak_mb": peak_rss_mb()}
 
 
-def run_role(role: str, *args: str) -> dict:
-    """Run one role in a fresh process (so its memory is its own) and return its JSON figures."""
+def run_role(role: str, *args: str, script: str = __file__) -> dict:
+    """Run one role of a bench ``script`` in a fresh process (so its memory is its own); return its JSON figures."""
     result = subprocess.run(
-        [sys.executable, __file__, "--role", role, *args],
+        [sys.executable, script, "--role", role, *args],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},

@@ -77,7 +77,8 @@ def create_topic(admin: AdminClient, topic: str, partitions: int, config: dict[s
 
 
 def ensure_target(options: ReplayOptions, admin: AdminClient, source_partitions: int) -> int:
-    """The target topic's partition count, creating it (with the source's count) under ``--create-topic``."""
+    """The target topic's partition count, creating it under ``--create-topic`` (the source's partition count,
+    no time-based retention)."""
     partitions = topic_partitions(admin, options.to_topic, options.bootstrap_servers)
     if partitions is None:
         if not options.create_topic:
@@ -85,6 +86,8 @@ def ensure_target(options: ReplayOptions, admin: AdminClient, source_partitions:
                 f"target topic {options.to_topic!r} does not exist at {options.bootstrap_servers} "
                 "(create it, or give --create-topic)"
             )
-        create_topic(admin, options.to_topic, source_partitions)
+        # Replayed records keep their original, often old, timestamps: time-based retention would delete them
+        # as soon as a log segment rolls.
+        create_topic(admin, options.to_topic, source_partitions, {"retention.ms": "-1"})
         partitions = topic_partitions(admin, options.to_topic, options.bootstrap_servers) or source_partitions
     return partitions

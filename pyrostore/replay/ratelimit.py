@@ -50,6 +50,15 @@ class RateLimits:
         """Whether any limit is set."""
         return self.bytes_bucket is not None or self.records_bucket is not None
 
+    def chunk_records(self, bytes_per_record: float, maximum: int) -> int:
+        """How many records to send between waits: at most a twentieth of a second's allowance, at least one."""
+        count = float(maximum)
+        if self.bytes_bucket is not None:
+            count = min(count, self.bytes_bucket.rate / 20 / max(bytes_per_record, 1.0))
+        if self.records_bucket is not None:
+            count = min(count, self.records_bucket.rate / 20)
+        return max(1, int(count))
+
     def take(self, nbytes: int, records: int, now: float) -> float:
         """Spend a chunk's bytes and records; return the seconds to wait before sending it."""
         waits = [0.0]
