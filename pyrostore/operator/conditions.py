@@ -39,16 +39,18 @@ class PartitionState:
         return self.archived_offset is not None and self.archived_offset < self.log_start
 
     def as_status(self) -> dict[str, Any]:
-        """The entry of ``status.partitions``."""
-        return {
+        """The entry of ``status.partitions`` (without ``archivedOffset`` before the first commit)."""
+        entry = {
             "partition": self.partition,
-            "archivedOffset": self.archived_offset,
             "logStartOffset": self.log_start,
             "highWatermark": self.high_watermark,
             "lag": self.lag,
             "atRisk": self.at_risk,
             "archivedRecords": self.records,
         }
+        if self.archived_offset is not None:
+            entry["archivedOffset"] = self.archived_offset
+        return entry
 
 
 @dataclass(frozen=True)

@@ -143,10 +143,8 @@ def restore_deployment(event: Mapping, body: kopf.Body, logger: kopf.Logger, **_
     archive = _read(objects.get_namespaced_custom_object, GROUP, VERSION, namespace, "topicarchives", owner)
     if archive is None or archive["metadata"].get("deletionTimestamp"):
         return
-    desired = manifests.archiver_deployment(archive, SETTINGS)
-    if event.get("type") == "DELETED" or manifests.drifted(desired, body):
-        _apply(desired)
-        logger.info(f"restored Deployment {desired['metadata']['name']} of TopicArchive {owner}")
+    if event.get("type") == "DELETED" or manifests.drifted(manifests.archiver_deployment(archive, SETTINGS), body):
+        ensure_deployment(archive, logger)  # reads it again: the event may be older than the last apply
 
 
 def _deletes_archive(spec: kopf.Spec, **_: Any) -> bool:
@@ -181,8 +179,13 @@ def ensure_job(body: Mapping, logger: logging.Logger | logging.LoggerAdapter) ->
     batch = client.BatchV1Api(api())
     job = _read(batch.read_namespaced_job, name, namespace)
     if job is None and (body.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
-        job = api().sanitize_for_serialization(batch.create_namespaced_job(namespace, desired))
-        logger.info(f"created Job {name}")
+        try:
+            job = api().sanitize_for_serialization(batch.create_namespaced_job(namespace, desired))
+            logger.info(f"created Job {name}")
+        except ApiException as exc:
+            if exc.status != 409:  # 409: the timer and the create handler raced; the other one created it
+                raise
+            job = _read(batch.read_namespaced_job, name, namespace)
     return job
 
 
@@ -212,7 +215,14 @@ def _replay_unfinished(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
     return not ended or status.get("observedGeneration") != meta.get("generation")
 
 
-@kopf.timer(GROUP, VERSION, "replayjobs", interval=SETTINGS.status_interval, when=_replay_unfinished)
+@kopf.timer(
+    GROUP,
+    VERSION,
+    "replayjobs",
+    interval=SETTINGS.status_interval,
+    initial_delay=SETTINGS.status_interval,
+    when=_replay_unfinished,
+)
 def follow_replay(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     """Until the replay ends: keep its Job and follow its phase and progress."""
     refresh_replay_status(body, patch, ensure_job(body, logger))
