@@ -161,3 +161,34 @@ def everything_in(api: client.ApiClient, namespace: str) -> str:
     ):
         found.append(api.sanitize_for_serialization(listing(namespace)))
     return json.dumps(found)
+
+
+def create_credentials_secret(api: client.ApiClient, namespace: str, name: str, s3_server) -> None:
+    """A Secret holding the stack's S3 credentials under the standard AWS environment variable names."""
+    data = {"AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}
+    encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+    client.CoreV1Api(api).create_namespaced_secret(namespace, {"metadata": {"name": name}, "data": encoded})
+
+
+def topic_archive(name: str, bootstrap: str, topic: str, storage: dict, **spec: Any) -> dict:
+    """A TopicArchive resource archiving ``topic`` into ``storage`` (a spec's ``storage`` section)."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TopicArchive",
+        "metadata": {"name": name},
+        "spec": {"kafka": {"bootstrapServers": bootstrap, "topic": topic}, "storage": storage, **spec},
+    }
+
+
+def replay_job(name: str, topic: str, storage: dict, bootstrap: str, to_topic: str, **spec: Any) -> dict:
+    """A ReplayJob resource replaying the archive of ``topic`` in ``storage`` into ``to_topic``."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ReplayJob",
+        "metadata": {"name": name},
+        "spec": {
+            "source": {"topic": topic, "storage": storage},
+            "target": {"bootstrapServers": bootstrap, "topic": to_topic},
+            **spec,
+        },
+    }

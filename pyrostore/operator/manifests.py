@@ -56,6 +56,16 @@ def _labels(component: str, instance: str, owner_label: str) -> dict[str, str]:
     }
 
 
+def _owned(api_version: str, kind: str, name: str, owner: Mapping, labels: dict[str, str]) -> Manifest:
+    """The head of a child object: its kind, and metadata naming it, labelling it and tying it to its owner."""
+    metadata = {"name": name, "namespace": owner["metadata"]["namespace"], "labels": labels}
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": metadata | {"ownerReferences": [owner_reference(owner)]},
+    }
+
+
 def _pairs(flag: str, pairs: Mapping[str, str] | None) -> list[str]:
     return [arg for key in sorted(pairs or {}) for arg in (flag, f"{key}={pairs[key]}")]
 
@@ -139,15 +149,7 @@ def archiver_deployment(body: Mapping, settings: OperatorSettings) -> Manifest:
     container = _container("archiver", archiver_command(body), settings, spec, env_from, mounts)
     container["ports"] = [{"name": "metrics", "containerPort": spec.get("metricsPort", 9108), "protocol": "TCP"}]
     pod_annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(spec.get("metricsPort", 9108))}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": deployment_name(meta["name"]),
-            "namespace": meta["namespace"],
-            "labels": labels,
-            "ownerReferences": [owner_reference(body)],
-        },
+    return _owned("apps/v1", "Deployment", deployment_name(meta["name"]), body, labels) | {
         "spec": {
             "replicas": 0 if spec.get("suspend") else spec.get("replicas", 1),
             "selector": {
@@ -230,17 +232,7 @@ def replay_job(body: Mapping, settings: OperatorSettings) -> Manifest:
     if parallelism > 1:
         # Each pod gets JOB_COMPLETION_INDEX from Kubernetes; `pyrostore replay` takes it as its worker index.
         job_spec["completionMode"] = "Indexed"
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": job_name(meta["name"]),
-            "namespace": meta["namespace"],
-            "labels": labels,
-            "ownerReferences": [owner_reference(body)],
-        },
-        "spec": job_spec,
-    }
+    return _owned("batch/v1", "Job", job_name(meta["name"]), body, labels) | {"spec": job_spec}
 
 
 def drifted(desired: Any, actual: Any) -> bool:

@@ -8,7 +8,6 @@ kubeconform validates the examples against the JSON schemas of our CRDs, offline
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import uuid
@@ -21,7 +20,18 @@ from kubernetes import client, dynamic
 from e2e.stack import builds
 from e2e.stack.kube import write_user_kubeconfig
 from e2e.stack.process import free_port
-from tests.operator_helpers import GROUP, ROOT, VERSION, OperatorProcess, create_custom, custom, wait_until
+from tests.operator_helpers import (
+    GROUP,
+    ROOT,
+    VERSION,
+    OperatorProcess,
+    create_credentials_secret,
+    create_custom,
+    custom,
+    replay_job,
+    topic_archive,
+    wait_until,
+)
 
 CHART = ROOT / "charts" / "pyrostore"
 
@@ -180,37 +190,16 @@ def _delete_cluster_scoped(api: client.ApiClient, docs: list[dict]) -> None:
 
 def _exercise_operator(api: client.ApiClient, namespace: str, kafka, s3_server, new_topic) -> None:
     """Everything the operator does: children, status, Secrets, a finalizer, archive deletion, a Job."""
-    secret = {"AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}
-    client.CoreV1Api(api).create_namespaced_secret(
-        namespace,
-        {"metadata": {"name": "creds"}, "data": {k: base64.b64encode(v.encode()).decode() for k, v in secret.items()}},
-    )
+    create_credentials_secret(api, namespace, "creds", s3_server)
     topic = new_topic(partitions=1)
     storage = {
         "url": f"s3://{s3_server.bucket}/chart-{uuid.uuid4().hex[:6]}",
         "options": {"endpoint_url": s3_server.endpoint},
         "credentialsSecret": {"name": "creds"},
     }
-    archive = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "TopicArchive",
-        "metadata": {"name": "chart"},
-        "spec": {
-            "kafka": {"bootstrapServers": kafka.bootstrap, "topic": topic},
-            "storage": storage,
-            "deletionPolicy": "Delete",
-        },
-    }
+    archive = topic_archive("chart", kafka.bootstrap, topic, storage, deletionPolicy="Delete")
     create_custom(api, namespace, "topicarchives", archive)
-    replay = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ReplayJob",
-        "metadata": {"name": "chart"},
-        "spec": {
-            "source": {"topic": topic, "storage": storage},
-            "target": {"bootstrapServers": kafka.bootstrap, "topic": f"{topic}-copy"},
-        },
-    }
+    replay = replay_job("chart", topic, storage, kafka.bootstrap, f"{topic}-copy")
     create_custom(api, namespace, "replayjobs", replay)
     apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
     wait_until(lambda: apps.list_namespaced_deployment(namespace).items, 30, "the archiver Deployment")

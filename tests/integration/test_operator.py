@@ -6,24 +6,16 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.operator_helpers import GROUP, VERSION, create_custom, custom, wait_until
+from tests.operator_helpers import GROUP, VERSION, create_custom, custom, topic_archive, wait_until
 
 
 def _archive(name: str, **spec) -> dict:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "TopicArchive",
-        "metadata": {"name": name},
-        "spec": {
-            "kafka": {"bootstrapServers": "kafka.example:9092", "topic": "orders"},
-            "storage": {
-                "url": "s3://archive-bucket/team-a",
-                "options": {"endpoint_url": "http://minio.example:9000"},
-                "credentialsSecret": {"name": "archive-credentials"},
-            },
-            **spec,
-        },
+    storage = {
+        "url": "s3://archive-bucket/team-a",
+        "options": {"endpoint_url": "http://minio.example:9000"},
+        "credentialsSecret": {"name": "archive-credentials"},
     }
+    return topic_archive(name, "kafka.example:9092", "orders", storage, **spec)
 
 
 def _deployment(kube, namespace: str, name: str):

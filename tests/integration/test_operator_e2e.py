@@ -4,7 +4,6 @@ against real Kafka and MinIO; status, kstatus, deletion of the archive, and no c
 
 from __future__ import annotations
 
-import base64
 import signal
 import threading
 import uuid
@@ -17,7 +16,18 @@ from e2e.stack.process import free_port
 from pyrostore.layout import ROOT_PREFIX, head_key
 from pyrostore.operator.conditions import kstatus
 from tests.kafka_helpers import kafka_rows, produce_numbered
-from tests.operator_helpers import GROUP, VERSION, create_custom, custom, everything_in, run_container, wait_until
+from tests.operator_helpers import (
+    GROUP,
+    VERSION,
+    create_credentials_secret,
+    create_custom,
+    custom,
+    everything_in,
+    replay_job,
+    run_container,
+    topic_archive,
+    wait_until,
+)
 
 
 class StatusRecorder:
@@ -58,13 +68,6 @@ class StatusRecorder:
         return seen
 
 
-def _credentials_secret(api: client.ApiClient, namespace: str, s3_server) -> str:
-    data = {"AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}
-    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-    client.CoreV1Api(api).create_namespaced_secret(namespace, {"metadata": {"name": "s3-credentials"}, "data": encoded})
-    return "s3-credentials"
-
-
 def _storage(s3_server, prefix: str) -> dict:
     return {
         "url": f"s3://{s3_server.bucket}/{prefix}",
@@ -90,22 +93,14 @@ def test_archiver_deployment_archives_and_status_reports_it(
 ):
     api, ns = crds.api_client(), operator_namespace
     if client.CoreV1Api(api).list_namespaced_secret(ns, field_selector="metadata.name=s3-credentials").items == []:
-        _credentials_secret(api, ns, s3_server)
+        create_credentials_secret(api, ns, "s3-credentials", s3_server)
     topic = new_topic(partitions=2)
     produce_numbered(kafka.bootstrap, topic, 300, partitions=2)
     prefix = f"operator-{uuid.uuid4().hex[:8]}"
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "TopicArchive",
-        "metadata": {"name": "e2e"},
-        "spec": {
-            "kafka": {"bootstrapServers": kafka.bootstrap, "topic": topic},
-            "storage": _storage(s3_server, prefix),
-            "segment": {"age": "1s"},
-            "metricsPort": free_port(),
-            "deletionPolicy": "Delete",
-        },
-    }
+    storage = _storage(s3_server, prefix)
+    body = topic_archive(
+        "e2e", kafka.bootstrap, topic, storage, segment={"age": "1s"}, metricsPort=free_port(), deletionPolicy="Delete"
+    )
     recorder = StatusRecorder(api, ns, "topicarchives", "e2e")
     create_custom(api, ns, "topicarchives", body)
 
@@ -208,24 +203,16 @@ def test_replay_job_runs_an_indexed_job_to_success(
 ):
     api, ns = crds.api_client(), operator_namespace
     if client.CoreV1Api(api).list_namespaced_secret(ns, field_selector="metadata.name=s3-credentials").items == []:
-        _credentials_secret(api, ns, s3_server)
+        create_credentials_secret(api, ns, "s3-credentials", s3_server)
     source, target = new_topic(partitions=2), new_topic(partitions=2)
     produce_numbered(kafka.bootstrap, source, 200, partitions=2)
     prefix = f"replay-{uuid.uuid4().hex[:8]}"
     storage = _storage(s3_server, prefix)
 
     # Archive the source with the archiver command a TopicArchive would run.
-    archive_spec = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "TopicArchive",
-        "metadata": {"name": "replay-source", "namespace": ns, "uid": "0"},
-        "spec": {
-            "kafka": {"bootstrapServers": kafka.bootstrap, "topic": source},
-            "storage": storage,
-            "segment": {"age": "1s"},
-            "metricsPort": free_port(),
-        },
-    }
+    archive_spec = topic_archive("replay-source", kafka.bootstrap, source, storage, segment={"age": "1s"})
+    archive_spec["metadata"] |= {"namespace": ns, "uid": "0"}
+    archive_spec["spec"]["metricsPort"] = free_port()
     from pyrostore.operator.manifests import archiver_deployment
     from pyrostore.operator.settings import OperatorSettings
 
@@ -254,16 +241,7 @@ def test_replay_job_runs_an_indexed_job_to_success(
         archiver.send_signal(signal.SIGTERM)
         assert archiver.wait(60) == 0
 
-    replay = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ReplayJob",
-        "metadata": {"name": "backfill"},
-        "spec": {
-            "source": {"topic": source, "storage": storage},
-            "target": {"bootstrapServers": kafka.bootstrap, "topic": target},
-            "parallelism": 2,
-        },
-    }
+    replay = replay_job("backfill", source, storage, kafka.bootstrap, target, parallelism=2)
     recorder = StatusRecorder(api, ns, "replayjobs", "backfill")
     create_custom(api, ns, "replayjobs", replay)
     job = wait_until(
