@@ -92,12 +92,13 @@ def archive_conditions(suspended: bool, seen: ArchiveObservation) -> list[Condit
     if suspended:
         message = "the archiver is scaled to zero (spec.suspend)"
         return _three((False, "Suspended", message), (False, "Suspended", ""), (False, "Suspended", ""))
-    if waiting := [p for p in seen.partitions if p.archived_offset is None]:
-        message = f"waiting for the first archive commit of partition(s) {_names(waiting)}"
-        return _three((False, "Starting", message), (True, "Starting", message), quiet)
+    # At risk comes first: an archiver that has not started yet is no excuse for records about to expire.
     if risky := [p for p in seen.partitions if p.at_risk]:
         message = f"partition(s) {_names(risky)}: unarchived records are close to the topic's retention"
         return _three((False, "AtRisk", message), (True, "AtRisk", message), quiet)
+    if waiting := [p for p in seen.partitions if p.archived_offset is None]:
+        message = f"waiting for the first archive commit of partition(s) {_names(waiting)}"
+        return _three((False, "Starting", message), (True, "Starting", message), quiet)
     lag = sum(p.lag for p in seen.partitions)
     message = f"archiving {len(seen.partitions)} partition(s); {lag} record(s) not archived yet"
     return _three((True, "Archiving", message), (False, "Archiving", ""), quiet)

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 import uuid
 
+import pytest
 import urllib3
+from confluent_kafka import Producer
 from kubernetes import client, watch
 
 from e2e.stack import s3 as stack_s3
@@ -68,6 +71,13 @@ class StatusRecorder:
         return seen
 
 
+@pytest.fixture(scope="module")
+def s3_secret(crds, operator_namespace, s3_server) -> str:
+    """The Secret of the stack's S3 credentials in the module's namespace."""
+    create_credentials_secret(crds.api_client(), operator_namespace, "s3-credentials", s3_server)
+    return "s3-credentials"
+
+
 def _storage(s3_server, prefix: str) -> dict:
     return {
         "url": f"s3://{s3_server.bucket}/{prefix}",
@@ -89,11 +99,9 @@ def _assert_no_credential(api, namespace: str, secret_value: str, *logs: str) ->
 
 
 def test_archiver_deployment_archives_and_status_reports_it(
-    crds, operator_namespace, operator, kafka, s3_server, new_topic, tmp_path
+    crds, operator_namespace, operator, kafka, s3_server, s3_secret, new_topic, tmp_path
 ):
     api, ns = crds.api_client(), operator_namespace
-    if client.CoreV1Api(api).list_namespaced_secret(ns, field_selector="metadata.name=s3-credentials").items == []:
-        create_credentials_secret(api, ns, "s3-credentials", s3_server)
     topic = new_topic(partitions=2)
     produce_numbered(kafka.bootstrap, topic, 300, partitions=2)
     prefix = f"operator-{uuid.uuid4().hex[:8]}"
@@ -175,14 +183,15 @@ def _pods_of(api, namespace: str, job: str) -> list:
     return client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
 
 
-def _report_succeeded(api, namespace: str, pod) -> None:
-    """What a kubelet reports when a pod's only container exited 0."""
+def _report_exit(api, namespace: str, pod, exit_code: int) -> None:
+    """What a kubelet reports when a pod's only container exited with ``exit_code``."""
+    terminated = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error"}
     client.CoreV1Api(api).patch_namespaced_pod_status(
         pod.metadata.name,
         namespace,
         {
             "status": {
-                "phase": "Succeeded",
+                "phase": "Succeeded" if exit_code == 0 else "Failed",
                 "containerStatuses": [
                     {
                         "name": "replay",
@@ -190,7 +199,7 @@ def _report_succeeded(api, namespace: str, pod) -> None:
                         "imageID": "",
                         "ready": False,
                         "restartCount": 0,
-                        "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
+                        "state": {"terminated": terminated},
                     }
                 ],
             }
@@ -199,11 +208,9 @@ def _report_succeeded(api, namespace: str, pod) -> None:
 
 
 def test_replay_job_runs_an_indexed_job_to_success(
-    crds, operator_namespace, operator, kafka, s3_server, new_topic, tmp_path
+    crds, operator_namespace, operator, kafka, s3_server, s3_secret, new_topic, tmp_path
 ):
     api, ns = crds.api_client(), operator_namespace
-    if client.CoreV1Api(api).list_namespaced_secret(ns, field_selector="metadata.name=s3-credentials").items == []:
-        create_credentials_secret(api, ns, "s3-credentials", s3_server)
     source, target = new_topic(partitions=2), new_topic(partitions=2)
     produce_numbered(kafka.bootstrap, source, 200, partitions=2)
     prefix = f"replay-{uuid.uuid4().hex[:8]}"
@@ -266,7 +273,7 @@ def test_replay_job_runs_an_indexed_job_to_success(
         pod_spec = api.sanitize_for_serialization(pod.spec)
         worker = run_container(api, ns, pod_spec, tmp_path / f"replay-{index}.log", {"JOB_COMPLETION_INDEX": index})
         assert worker.wait(120) == 0, (tmp_path / f"replay-{index}.log").read_text()[-3000:]
-        _report_succeeded(api, ns, pod)
+        _report_exit(api, ns, pod, 0)
 
     def succeeded():
         b = custom(api, ns, "replayjobs", "backfill")
@@ -292,3 +299,52 @@ def test_replay_job_runs_an_indexed_job_to_success(
         (tmp_path / "replay-0.log").read_text(),
         (tmp_path / "replay-1.log").read_text(),
     )
+
+
+def test_unarchived_records_near_retention_make_the_archive_at_risk(
+    crds, operator_namespace, operator, kafka, s3_server, s3_secret, new_topic
+):
+    api, ns = crds.api_client(), operator_namespace
+    hour_ms = 3_600_000
+    topic = new_topic(partitions=1, config={"retention.ms": str(hour_ms)})
+    producer = Producer({"bootstrap.servers": kafka.bootstrap})
+    # 55 minutes old with a one-hour retention: past the operator's 80% mark, not yet deleted by Kafka.
+    old = int(time.time() * 1000) - 55 * 60_000
+    for i in range(5):
+        producer.produce(topic, b"v%d" % i, timestamp=old + i)
+    assert producer.flush(30) == 0
+    storage = _storage(s3_server, f"risk-{uuid.uuid4().hex[:8]}")
+    create_custom(api, ns, "topicarchives", topic_archive("at-risk", kafka.bootstrap, topic, storage))
+
+    def at_risk():
+        b = custom(api, ns, "topicarchives", "at-risk")
+        return b.get("status", {}).get("conditions") and _condition(b, "Ready")["reason"] == "AtRisk" and b
+
+    body = wait_until(at_risk, 30, "the AtRisk reason")
+    assert body["status"]["partitions"][0]["atRisk"] is True
+    assert body["status"]["lag"] == 5
+    assert _condition(body, "Reconciling")["status"] == "True"
+    assert kstatus(body) == "InProgress"
+
+
+def test_a_failed_replay_job_is_failed_and_stalled(
+    crds, operator_namespace, operator, kafka, s3_server, s3_secret, new_topic, tmp_path
+):
+    api, ns = crds.api_client(), operator_namespace
+    storage = _storage(s3_server, f"empty-{uuid.uuid4().hex[:8]}")  # nothing archived there: the replay fails
+    replay = replay_job("doomed", "never-archived", storage, kafka.bootstrap, new_topic(), backoffLimit=0)
+    create_custom(api, ns, "replayjobs", replay)
+    pod = wait_until(lambda: _pods_of(api, ns, "doomed-replay"), 30, "the Job's pod")[0]
+    worker = run_container(api, ns, api.sanitize_for_serialization(pod.spec), tmp_path / "replay.log")
+    exit_code = worker.wait(120)
+    assert exit_code != 0
+    _report_exit(api, ns, pod, exit_code)
+
+    def failed():
+        b = custom(api, ns, "replayjobs", "doomed")
+        return b.get("status", {}).get("phase") == "Failed" and b
+
+    body = wait_until(failed, 60, "the ReplayJob to fail")
+    assert _condition(body, "Stalled")["status"] == "True"
+    assert _condition(body, "Ready")["status"] == "False"
+    assert kstatus(body) == "Failed"

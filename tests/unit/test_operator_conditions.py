@@ -49,6 +49,8 @@ def test_archive_conditions_follow_the_archive():
     risky = ArchiveObservation([PartitionState(0, 2, 0, 10, at_risk=True)])
     assert _by_type(archive_conditions(False, risky))["Ready"] == ("False", "AtRisk")
     assert _by_type(archive_conditions(False, risky))["Reconciling"] == ("True", "AtRisk")
+    not_started_but_risky = ArchiveObservation([PartitionState(0, None, 0, 10, at_risk=True)])
+    assert _by_type(archive_conditions(False, not_started_but_risky))["Ready"] == ("False", "AtRisk")
     lost = ArchiveObservation([PartitionState(0, 2, 5, 10)])
     assert _by_type(archive_conditions(False, lost))["Stalled"] == ("True", "HistoryLost")
     broken = ArchiveObservation(error_reason="StorageUnavailable", error="access denied")
