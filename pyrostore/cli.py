@@ -31,6 +31,7 @@ from pyrostore.gc import collect_garbage
 from pyrostore.index.tree import NodeStore
 from pyrostore.layout import check_topic
 from pyrostore.logs import configure as configure_logs
+from pyrostore.replay.options import DEFAULT_CHECKPOINT_TOPIC
 from pyrostore.verify import verify_partition
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Streaming storage that never forgets.")
@@ -322,26 +323,6 @@ def operator(
     run(namespace or [], liveness, log_format)
 
 
-def check_topic_option(topic: str) -> str:
-    """The topic name, or a BadParameter naming what is wrong with it."""
-    try:
-        return check_topic(topic)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--topic") from exc
-
-
-def main() -> None:
-    """Console-script entry point: run the app, turning errors into one line and exit code 1."""
-    try:
-        app()
-    except KafkaException as exc:
-        err.print(f"[red]error:[/] Kafka: {exc.args[0].str() if exc.args else exc}", highlight=False)
-        sys.exit(1)
-    except PyrostoreError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(1)
-
-
 def parse_partitions(text: str | None) -> tuple[int, ...] | None:
     """``"0,3"`` as ``(0, 3)``; None stays None."""
     if text is None:
@@ -385,9 +366,9 @@ def replay(
     replay_id: Annotated[
         str | None, typer.Option(help="names the replay's checkpoints (default: from its options)")
     ] = None,
-    checkpoint_topic: Annotated[str, typer.Option(help="compacted topic holding replay checkpoints")] = (
-        "pyrostore-replay-checkpoints"
-    ),
+    checkpoint_topic: Annotated[
+        str, typer.Option(help="compacted topic holding replay checkpoints")
+    ] = DEFAULT_CHECKPOINT_TOPIC,
     checkpoint_interval: Annotated[str, typer.Option(help="time between checkpoints (and transactions)")] = "1s",
     log_format: Annotated[str, typer.Option(help="auto, text or json")] = "auto",
     x: KafkaProperties = None,
@@ -438,3 +419,23 @@ def replay(
         )
         raise typer.Exit(1)
     err.print(f"replayed {progress.records_done} records into {to_topic}", highlight=False)
+
+
+def check_topic_option(topic: str) -> str:
+    """The topic name, or a BadParameter naming what is wrong with it."""
+    try:
+        return check_topic(topic)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--topic") from exc
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning errors into one line and exit code 1."""
+    try:
+        app()
+    except KafkaException as exc:
+        err.print(f"[red]error:[/] Kafka: {exc.args[0].str() if exc.args else exc}", highlight=False)
+        sys.exit(1)
+    except PyrostoreError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)

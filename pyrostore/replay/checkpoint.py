@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from pyrostore.archiver.kafka import KafkaUnavailable
 from pyrostore.replay.kafka import create_topic, topic_partitions
 
-CHECKPOINT_TOPIC_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "3600000"}
+CHECKPOINT_TOPIC_CONFIG = {"cleanup.policy": "compact"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ def read_checkpoints(
             "isolation.level": "read_committed",
             "enable.auto.commit": "false",
             "enable.partition.eof": "true",
+            "fetch.wait.max.ms": "10",  # the end of the log is the goal: do not let the broker hold fetches there
         }
     )
     consumer.assign([TopicPartition(topic, 0, 0)])
@@ -86,7 +87,7 @@ def read_checkpoints(
         while True:
             if time.monotonic() > deadline:
                 raise KafkaUnavailable(f"reading checkpoint topic {topic!r} did not reach its end within {timeout}s")
-            message = consumer.poll(0.5)
+            message = consumer.poll(0.05)
             if message is None:
                 continue
             if message.error() is not None:

@@ -18,14 +18,13 @@ def check_target(partitioning: str, source_partitions: list[int], target_partiti
         )
 
 
-def target_partition(partitioning: str, source_partition: int, sequence: int, target_partitions: int) -> int | None:
-    """The target partition of a record, or None to let the producer's murmur2 partitioner hash its key.
+def target_partitions(partitioning: str, source_partition: int, first: int, count: int, targets: int) -> list[int]:
+    """The target partitions of ``count`` consecutive records of a source partition; -1 lets the producer's
+    murmur2 partitioner hash the key (key-hash mode).
 
-    ``sequence`` is the record's position among its source partition's replayed records, so round-robin
+    ``first`` is the first record's position among its source partition's replayed records, so round-robin
     cycles deterministically and a resumed replay sends each record where the first attempt did.
     """
-    if partitioning == "preserve":
-        return source_partition
     if partitioning == "round-robin":
-        return (source_partition + sequence) % target_partitions
-    return None
+        return [(source_partition + n) % targets for n in range(first, first + count)]
+    return [source_partition if partitioning == "preserve" else -1] * count

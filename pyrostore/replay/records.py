@@ -14,14 +14,14 @@ PROVENANCE_OFFSET = "pyrostore.source.offset"
 
 @dataclass(frozen=True)
 class ProduceColumns:
-    """One batch's records as parallel lists; ``headers[i]`` is None when record i has none."""
+    """One batch's records as parallel lists; ``headers[i]`` is None when record i has none, and timestamps are
+    clamped at 0 (negative ones mean "none")."""
 
     offsets: list[int]
     timestamps: list[int]
     keys: list[bytes | None]
     values: list[bytes | None]
     headers: list[list[tuple[str, bytes | None]] | None]
-    payload_bytes: int  # keys, values, header keys and values: what the bytes rate limit counts
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -31,9 +31,7 @@ def produce_columns(batch: pa.RecordBatch, provenance: tuple[str, int] | None = 
     """Decode a segment batch once per column; ``provenance`` (source topic, partition) adds the three
     ``pyrostore.source.*`` headers after each record's own headers."""
     header_column = batch.column("headers")
-    flat = header_column.flatten()
-    header_bytes = _byte_length(flat.field("key")) + _byte_length(flat.field("value"))
-    if len(flat) == 0:
+    if len(header_column.flatten()) == 0:
         headers: list = [None] * batch.num_rows
     else:
         headers = [[(h["key"], h["value"]) for h in row] or None for row in header_column.to_pylist()]
@@ -42,15 +40,21 @@ def produce_columns(batch: pa.RecordBatch, provenance: tuple[str, int] | None = 
         topic, partition = provenance
         fixed = [(PROVENANCE_TOPIC, topic.encode()), (PROVENANCE_PARTITION, b"%d" % partition)]
         headers = [[*(h or ()), *fixed, (PROVENANCE_OFFSET, b"%d" % o)] for h, o in zip(headers, offsets, strict=True)]
-    keys, values = batch.column("key"), batch.column("value")
     return ProduceColumns(
         offsets=offsets,
-        timestamps=batch.column("timestamp").cast(pa.int64()).to_pylist(),
-        keys=keys.to_pylist(),
-        values=values.to_pylist(),
+        # librdkafka reads timestamp 0 as "now"; Kafka's "no timestamp" (-1) can only become that too.
+        timestamps=pc.max_element_wise(batch.column("timestamp").cast(pa.int64()), 0).to_pylist(),
+        keys=batch.column("key").to_pylist(),
+        values=batch.column("value").to_pylist(),
         headers=headers,
-        payload_bytes=_byte_length(keys) + _byte_length(values) + header_bytes,
     )
+
+
+def payload_bytes(batch: pa.RecordBatch) -> int:
+    """Bytes of a batch's keys, values, header keys and header values: what the bytes rate limit counts."""
+    flat = batch.column("headers").flatten()
+    columns = (batch.column("key"), batch.column("value"), flat.field("key"), flat.field("value"))
+    return sum(_byte_length(column) for column in columns)
 
 
 def _byte_length(column: pa.Array) -> int:

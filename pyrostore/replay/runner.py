@@ -8,18 +8,20 @@ that holds both the records and the checkpoint, otherwise after every record sen
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from confluent_kafka import KafkaException, Producer
 
 from pyrostore.archive import Archive, PartitionArchive, open_archive
 from pyrostore.archiver.kafka import KafkaUnavailable
+from pyrostore.index.node import Entry
 from pyrostore.replay.checkpoint import (
     Checkpoint,
     checkpoint_key,
@@ -29,15 +31,15 @@ from pyrostore.replay.checkpoint import (
 )
 from pyrostore.replay.kafka import admin_client, client_config, ensure_target, producer_config
 from pyrostore.replay.options import ReplayOptions
-from pyrostore.replay.partitioning import check_target, target_partition
+from pyrostore.replay.partitioning import check_target, target_partitions
 from pyrostore.replay.plan import PartitionRange, ReplayPlan, plan_replay
 from pyrostore.replay.progress import ReplayProgress
 from pyrostore.replay.ratelimit import RateLimits
-from pyrostore.replay.records import produce_columns
+from pyrostore.replay.records import payload_bytes, produce_columns
 
 log = logging.getLogger("pyrostore.replay")
 
-CHUNK_RECORDS = 2000
+CHUNK_RECORDS = 5000
 """Records handed to the producer between rate-limit and stop checks."""
 KAFKA_TIMEOUT = 60.0
 
@@ -84,9 +86,9 @@ class Replayer:
         plan = plan_replay(options, archive)
         admin = admin_client(options)
         archived = archive.partitions(options.topic)
-        target_partitions = ensure_target(options, admin, max(archived) + 1)
+        target_count = ensure_target(options, admin, max(archived) + 1)
         check_target(
-            options.partitioning, [r.partition for r in plan.ranges if r.records], target_partitions, options.to_topic
+            options.partitioning, [r.partition for r in plan.ranges if r.records], target_count, options.to_topic
         )
         ensure_checkpoint_topic(admin, options.checkpoint_topic, options.bootstrap_servers)
         self._producer = Producer(
@@ -114,9 +116,7 @@ class Replayer:
             for state in self._ranges:
                 if state.done or stop.is_set():
                     continue
-                self._replay_range(
-                    archive.partition(options.topic, state.plan.partition), state, target_partitions, stop
-                )
+                self._replay_range(archive.partition(options.topic, state.plan.partition), state, target_count, stop)
                 self._checkpoint([state])
         finally:
             self._close()
@@ -129,32 +129,25 @@ class Replayer:
         to_topic, source = options.to_topic, state.plan.partition
         provenance = (options.topic, source) if options.provenance_headers else None
         produce = producer.produce
-        for entry in reader.segments(state.checkpoint.next_offset, state.plan.stop):
-            position = state.checkpoint.next_offset
-            table = reader.read_segment(entry, start=position if position > entry.base else None, stop=state.plan.stop)
+        for entry, table in _read_ahead(reader, state.checkpoint.next_offset, state.plan.stop):
             for batch in table.to_batches(max_chunksize=self._chunk_records(table)):
                 if stop.is_set():
                     return
                 rows = produce_columns(batch, provenance)
-                self._pay(rows.payload_bytes, len(rows), stop)
+                if self.limits.limited:
+                    self._pay(payload_bytes(batch), len(rows), stop)
                 sequence = state.checkpoint.records_done
-                keys, values, stamps, headers = rows.keys, rows.values, rows.timestamps, rows.headers
-                for i in range(len(rows)):
-                    partition = target_partition(options.partitioning, source, sequence + i, targets)
-                    while True:
-                        try:
-                            produce(
-                                to_topic,
-                                values[i],
-                                keys[i],
-                                -1 if partition is None else partition,
-                                timestamp=max(stamps[i], 0),
-                                headers=headers[i],
-                            )
-                            break
-                        except BufferError:
-                            producer.poll(0.05)
-                producer.poll(0)
+                partitions = target_partitions(options.partitioning, source, sequence, len(rows), targets)
+                records = zip(rows.values, rows.keys, partitions, rows.timestamps, rows.headers, strict=True)
+                retry: tuple = ()
+                while True:  # one try around the whole chunk: the per-record loop is the hot path
+                    try:
+                        for value, key, partition, stamp, headers in itertools.chain(retry, records):
+                            produce(to_topic, value, key, partition, timestamp=stamp, headers=headers)
+                        break
+                    except BufferError:
+                        retry = ((value, key, partition, stamp, headers),)
+                        producer.poll(0.05)
                 state.checkpoint = Checkpoint(
                     source,
                     rows.offsets[-1] + 1,
@@ -176,15 +169,14 @@ class Replayer:
         """Records per chunk: fewer when rate limited, so that waits stay short and sending stays smooth."""
         if not self.limits.limited or table.num_rows == 0:
             return CHUNK_RECORDS
-        sizes = sum(pc.sum(pc.binary_length(table.column(c))).as_py() or 0 for c in ("key", "value"))
+        sizes = sum(payload_bytes(batch) for batch in table.to_batches())
         return self.limits.chunk_records(sizes / table.num_rows, CHUNK_RECORDS)
 
     def _pay(self, nbytes: int, records: int, stop: threading.Event) -> None:
         """Wait out the rate limits for a chunk (waking early on stop)."""
-        if self.limits.limited:
-            wait = self.limits.take(nbytes, records, self.clock())
-            if wait > 0:
-                stop.wait(wait)
+        wait = self.limits.take(nbytes, records, self.clock())
+        if wait > 0:
+            stop.wait(wait)
 
     # --- transactions and checkpoints --------------------------------------------------------------------
 
@@ -241,6 +233,25 @@ class Replayer:
 
     def _progress(self) -> ReplayProgress:
         return progress_of([(r.plan, r.checkpoint) for r in self._ranges])
+
+
+def _read_ahead(reader: PartitionArchive, start: int, stop: int) -> Iterator[tuple[Entry, pa.Table]]:
+    """The segments overlapping ``[start, stop)`` with their records in range, the next one read and decoded in
+    a thread (pyarrow releases the GIL) while the caller produces the current one."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-read") as pool:
+        entries = iter(reader.segments(start, stop))
+
+        def read(entry: Entry) -> pa.Table:
+            return reader.read_segment(entry, start=start if start > entry.base else None, stop=stop)
+
+        current = next(entries, None)
+        pending = pool.submit(read, current) if current is not None else None
+        while current is not None:
+            table = pending.result()
+            following = next(entries, None)
+            pending = pool.submit(read, following) if following is not None else None
+            yield current, table
+            current = following
 
 
 def progress_of(ranges: list[tuple[PartitionRange, Checkpoint | None]]) -> ReplayProgress:

@@ -6,10 +6,16 @@ import pytest
 
 from pyrostore.replay.checkpoint import Checkpoint, checkpoint_key, decode_checkpoint, encode_checkpoint
 from pyrostore.replay.errors import TargetTooSmall
-from pyrostore.replay.partitioning import check_target, target_partition
+from pyrostore.replay.partitioning import check_target, target_partitions
 from pyrostore.replay.plan import PartitionRange
 from pyrostore.replay.ratelimit import RateLimits, TokenBucket
-from pyrostore.replay.records import PROVENANCE_OFFSET, PROVENANCE_PARTITION, PROVENANCE_TOPIC, produce_columns
+from pyrostore.replay.records import (
+    PROVENANCE_OFFSET,
+    PROVENANCE_PARTITION,
+    PROVENANCE_TOPIC,
+    payload_bytes,
+    produce_columns,
+)
 from pyrostore.replay.runner import progress_of
 from pyrostore.segment import records_to_table
 
@@ -45,9 +51,10 @@ def test_rate_limits_wait_for_the_slower_bucket_and_size_chunks_to_a_twentieth_o
 
 
 def test_target_partitions_per_mode():
-    assert target_partition("preserve", 3, 17, 8) == 3
-    assert target_partition("key-hash", 3, 17, 8) is None  # the producer's murmur2 partitioner decides
-    assert [target_partition("round-robin", 1, n, 3) for n in range(5)] == [1, 2, 0, 1, 2]
+    assert target_partitions("preserve", 3, 17, 2, 8) == [3, 3]
+    assert target_partitions("key-hash", 3, 17, 2, 8) == [-1, -1]  # the producer's murmur2 partitioner decides
+    assert target_partitions("round-robin", 1, 0, 5, 3) == [1, 2, 0, 1, 2]
+    assert target_partitions("round-robin", 1, 3, 2, 3) == [1, 2]  # resumed at the fourth record
     check_target("preserve", [0, 2], 3, "dst")
     check_target("key-hash", [0, 5], 1, "dst")
     with pytest.raises(TargetTooSmall, match="'dst' has 2 partition"):
@@ -74,18 +81,18 @@ def test_produce_columns_keep_null_and_empty_apart_and_headers_in_order():
     )
     columns = produce_columns(table.to_batches()[0])
     assert columns.offsets == [10, 11, 13]
-    assert columns.timestamps == [1000, 1001, -1]
+    assert columns.timestamps == [1000, 1001, 0]  # no timestamp (-1): the producer's time
     assert columns.keys == [None, b"", b"k"]
     assert columns.values == [b"", None, b"v"]
     assert columns.headers == [headers, None, None]
-    assert columns.payload_bytes == 1 + 1 + (1 + 1 + 5) + 1  # keys, values, header keys, header values
+    assert payload_bytes(table.to_batches()[0]) == 1 + 1 + (1 + 1 + 5) + 1  # keys, values, header keys and values
 
     sliced = produce_columns(table.to_batches()[0].slice(1), provenance=("src", 2))
     assert sliced.headers == [
         [(PROVENANCE_TOPIC, b"src"), (PROVENANCE_PARTITION, b"2"), (PROVENANCE_OFFSET, b"11")],
         [(PROVENANCE_TOPIC, b"src"), (PROVENANCE_PARTITION, b"2"), (PROVENANCE_OFFSET, b"13")],
     ]
-    assert sliced.payload_bytes == 2  # the slice's own bytes only
+    assert payload_bytes(table.to_batches()[0].slice(1)) == 2  # the slice's own bytes only
 
 
 def test_progress_adds_up_ranges_and_finishes_when_every_range_reached_its_stop():
