@@ -18,5 +18,9 @@ def delete_topic_archive(store: ObjectStore, topic: str) -> int:
         for info in store.list(prefix):
             store.delete(info.key)
             deleted += 1
-    store.delete(topic_key(topic))
+    descriptor = topic_key(topic)
+    for info in store.list(descriptor):
+        if info.key == descriptor:  # the listing is by prefix: skip other topics whose name starts alike
+            store.delete(info.key)
+            deleted += 1
     return deleted
