@@ -47,6 +47,8 @@ def store_options(storage: Mapping, secret: Mapping[str, str]) -> dict[str, str]
     options = dict(storage.get("options") or {})
     if storage["url"].startswith("s3://"):
         options |= {option: secret[key] for key, option in _S3_CREDENTIALS.items() if key in secret}
+    # A key file path names a file mounted in the pods only; the operator reads with its own credentials.
+    options.pop("credentials_file", None)
     return options
 
 
