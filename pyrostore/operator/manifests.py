@@ -116,9 +116,9 @@ def _pod_spec(container: Manifest, volumes: list[Manifest], settings: OperatorSe
     pod: Manifest = {
         "containers": [container],
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
+        "volumes": volumes,
         **extra,
     }
-    pod["volumes"] = volumes
     if settings.service_account:
         pod["serviceAccountName"] = settings.service_account
     return pod
@@ -134,10 +134,10 @@ def _container(
         "command": command,
         "resources": dict(spec.get("resources") or {}),
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True},
+        "volumeMounts": mounts,
     }
     if env_from:
         container["envFrom"] = env_from
-    container["volumeMounts"] = mounts
     return container
 
 
