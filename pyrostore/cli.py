@@ -307,6 +307,22 @@ def archive(
     Archiver(config).run(_stop_on_signals())
 
 
+@app.command("operator")
+def operator(
+    namespace: Annotated[
+        list[str] | None, typer.Option("--namespace", "-n", help="watch this namespace (repeatable; default: all)")
+    ] = None,
+    liveness: Annotated[
+        str | None, typer.Option(help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    ] = None,
+    log_format: Annotated[str, typer.Option(help="auto, text or json")] = "auto",
+) -> None:
+    """Run the Kubernetes operator for TopicArchive and ReplayJob resources (settings from PYROSTORE_* variables)."""
+    from pyrostore.operator.runner import run
+
+    run(namespace or [], liveness, log_format)
+
+
 def parse_partitions(text: str | None) -> tuple[int, ...] | None:
     """``"0,3"`` as ``(0, 3)``; None stays None."""
     if text is None:

@@ -58,6 +58,7 @@ class Stack:
         found = []
         for server in self._servers.values():
             found += [p for p in (getattr(server, "etcd", None), server.process) if p is not None]
+            found += [p for p in [getattr(server, "controller_manager", None)] if p is not None]
         return found
 
     def stop(self) -> None:

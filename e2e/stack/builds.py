@@ -27,6 +27,8 @@ MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
 FAKE_GCS_VERSION = "v1.56.1"
 KAFKA_VERSION = "4.3.1"
 LOG4J_VERSION = "2.24.3"
+HELM_VERSION = "v3.21.4"
+KUBECONFORM_VERSION = "v0.6.7"
 
 
 class BuildError(RuntimeError):
@@ -155,17 +157,37 @@ def _go_install(name: str, module: str, version: str) -> Path:
     return target
 
 
-def kube_apiserver() -> Path:
-    """kube-apiserver built from k8s.io/kubernetes with one replace per staging module."""
+def _kubernetes_command(name: str) -> Path:
+    """One command of k8s.io/kubernetes (``cmd/<name>``), with one replace per staging module."""
     minor = KUBERNETES_VERSION.split(".")[1]
     stamp = "k8s.io/component-base/version"
     return _go_build(
-        "kube-apiserver",
+        name,
         "k8s.io/kubernetes",
         KUBERNETES_VERSION,
-        "k8s.io/kubernetes/cmd/kube-apiserver",
+        f"k8s.io/kubernetes/cmd/{name}",
         ldflags=f"-X {stamp}.gitVersion={KUBERNETES_VERSION} -X {stamp}.gitMajor=1 -X {stamp}.gitMinor={minor}",
     )
+
+
+def kube_apiserver() -> Path:
+    """kube-apiserver built from k8s.io/kubernetes."""
+    return _kubernetes_command("kube-apiserver")
+
+
+def kube_controller_manager() -> Path:
+    """kube-controller-manager from the same module: garbage collection of owned objects, Job controller."""
+    return _kubernetes_command("kube-controller-manager")
+
+
+def helm() -> Path:
+    """The Helm client, to lint and render the chart."""
+    return _go_install("helm", "helm.sh/helm/v3/cmd/helm", HELM_VERSION)
+
+
+def kubeconform() -> Path:
+    """kubeconform, to validate rendered manifests against schemas."""
+    return _go_install("kubeconform", "github.com/yannh/kubeconform/cmd/kubeconform", KUBECONFORM_VERSION)
 
 
 def etcd() -> Path:
@@ -240,6 +262,9 @@ BUILDERS = {
     "fake-gcs-server": fake_gcs_server,
     "etcd": etcd,
     "kube-apiserver": kube_apiserver,
+    "kube-controller-manager": kube_controller_manager,
+    "helm": helm,
+    "kubeconform": kubeconform,
 }
 
 

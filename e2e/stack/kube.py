@@ -1,7 +1,9 @@
-"""A Kubernetes control plane without nodes: etcd and kube-apiserver, built from Go modules by ``builds``.
+"""A Kubernetes control plane without nodes: etcd, kube-apiserver and kube-controller-manager, built from Go
+modules by ``builds``.
 
-There is no kubelet and no controller manager: Deployments make no Pods and owner references are not
-garbage-collected. Tests assert on the objects themselves and run a pod's command themselves when needed.
+The controller manager brings the garbage collector (owned objects go with their owner), the Deployment,
+ReplicaSet and Job controllers and namespace deletion. There is no scheduler and no kubelet: Pods are created
+but never run, so tests run a pod's command themselves and report its end as a kubelet would.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class KubeServer:
     ca_file: Path
     etcd: Process
     process: Process
+    controller_manager: Process | None = None
 
     def api_client(self):  # -> kubernetes.client.ApiClient
         """A ``kubernetes`` client configured from the stack's kubeconfig (admin)."""
@@ -43,10 +46,17 @@ def start(workdir: Path) -> KubeServer:
     workdir.mkdir(parents=True, exist_ok=True)
     etcd_proc, etcd_url = _start_etcd(workdir / "etcd")
     try:
-        return _start_apiserver(workdir / "apiserver", etcd_proc, etcd_url)
+        server = _start_apiserver(workdir / "apiserver", etcd_proc, etcd_url)
     except BaseException:
         etcd_proc.stop()
         raise
+    try:
+        server.controller_manager = _start_controller_manager(workdir / "controller-manager", server)
+    except BaseException:
+        server.process.stop()
+        etcd_proc.stop()
+        raise
+    return server
 
 
 def _start_etcd(workdir: Path) -> tuple[Process, str]:
@@ -88,6 +98,25 @@ def _start_apiserver(workdir: Path, etcd_proc: Process, etcd_url: str) -> KubeSe
     kubeconfig = workdir / "kubeconfig"
     write_user_kubeconfig(kubeconfig, server, ca_file, token)
     return KubeServer(server, token, kubeconfig, ca_file, etcd_proc, proc)
+
+
+def _start_controller_manager(workdir: Path, server: KubeServer) -> Process:
+    """kube-controller-manager with the admin kubeconfig; ready once it made the default ServiceAccount."""
+    binary = builds.kube_controller_manager()
+    workdir.mkdir(parents=True, exist_ok=True)
+    cmd = [str(binary), f"--kubeconfig={server.kubeconfig}", "--leader-elect=false", "--secure-port=0"]
+    cmd += [f"--root-ca-file={server.ca_file}", "--use-service-account-credentials=false", "--v=1"]
+    proc = spawn("kube-controller-manager", cmd, workdir / "kube-controller-manager.log")
+    wait_ready(proc, lambda: _has_default_service_account(server), timeout=120)
+    return proc
+
+
+def _has_default_service_account(server: KubeServer) -> bool:
+    context = ssl.create_default_context(cafile=str(server.ca_file))
+    url = f"{server.server}/api/v1/namespaces/default/serviceaccounts/default"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {server.token}"})
+    with urllib.request.urlopen(request, timeout=3, context=context) as response:
+        return response.status == 200
 
 
 def _make_rsa_key(private: Path, public: Path, log: Path) -> None:

@@ -1,0 +1,255 @@
+"""Pure builders of the workloads the operator makes: the archiver Deployment and the replay Job.
+
+Every function takes the custom resource's body (a mapping, as kopf and the API give it) and the operator's
+settings, and returns a plain manifest; nothing here talks to a server, so unit tests check it all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pyrostore.operator.settings import GROUP, MANAGER, VERSION, OperatorSettings
+
+STORAGE_SECRET_DIR = "/var/run/secrets/pyrostore/storage"
+KAFKA_PROPERTIES_DIR = "/etc/pyrostore/kafka"
+ARCHIVE_LABEL = f"{GROUP}/topic-archive"
+REPLAY_LABEL = f"{GROUP}/replay-job"
+
+Manifest = dict[str, Any]
+
+
+def deployment_name(archive_name: str) -> str:
+    """The archiver Deployment's name for a TopicArchive."""
+    return f"{archive_name}-archiver"
+
+
+def job_name(replay_name: str) -> str:
+    """The Job's name for a ReplayJob."""
+    return f"{replay_name}-replay"
+
+
+def consumer_group(body: Mapping) -> str:
+    """The archiver's Kafka consumer group: one per TopicArchive, so two archives of a topic never share it."""
+    return f"pyrostore-{body['metadata']['namespace']}-{body['metadata']['name']}"
+
+
+def owner_reference(owner: Mapping) -> Manifest:
+    """A controller owner reference to a custom resource: the garbage collector deletes the child with it."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _labels(component: str, instance: str, owner_label: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": f"pyrostore-{component}",
+        "app.kubernetes.io/instance": instance,
+        "app.kubernetes.io/managed-by": MANAGER,
+        owner_label: instance,
+    }
+
+
+def _owned(api_version: str, kind: str, name: str, owner: Mapping, labels: dict[str, str]) -> Manifest:
+    """The head of a child object: its kind, and metadata naming it, labelling it and tying it to its owner."""
+    metadata = {"name": name, "namespace": owner["metadata"]["namespace"], "labels": labels}
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": metadata | {"ownerReferences": [owner_reference(owner)]},
+    }
+
+
+def _pairs(flag: str, pairs: Mapping[str, str] | None) -> list[str]:
+    return [arg for key in sorted(pairs or {}) for arg in (flag, f"{key}={pairs[key]}")]
+
+
+def _pod_wiring(storage: Mapping, kafka: Mapping) -> tuple[list[Manifest], list[Manifest], list[Manifest], list[str]]:
+    """envFrom, volumes, volume mounts and extra arguments of a pod: its Secrets, and a writable /tmp.
+
+    Only Secret names go into the manifest; the values reach the container from the kubelet, never through
+    the operator.
+    """
+    # The root filesystem is read-only: /tmp is the one writable place (HOME in the image).
+    env_from, args = [], []
+    volumes: list[Manifest] = [{"name": "tmp", "emptyDir": {}}]
+    mounts: list[Manifest] = [{"name": "tmp", "mountPath": "/tmp"}]
+    if secret := storage.get("credentialsSecret"):
+        env_from.append({"secretRef": {"name": secret["name"]}})
+        volumes.append({"name": "storage-credentials", "secret": {"secretName": secret["name"]}})
+        mounts.append({"name": "storage-credentials", "mountPath": STORAGE_SECRET_DIR, "readOnly": True})
+    if secret := kafka.get("propertiesSecret"):
+        key = secret.get("key", "client.properties")
+        volumes.append(
+            {
+                "name": "kafka-properties",
+                "secret": {"secretName": secret["name"], "items": [{"key": key, "path": "client.properties"}]},
+            }
+        )
+        mounts.append({"name": "kafka-properties", "mountPath": KAFKA_PROPERTIES_DIR, "readOnly": True})
+        args += ["--kafka-properties", f"{KAFKA_PROPERTIES_DIR}/client.properties"]
+    return env_from, volumes, mounts, args
+
+
+def archiver_command(body: Mapping) -> list[str]:
+    """The archiver container's command: ``pyrostore archive`` with the TopicArchive's settings."""
+    spec = body["spec"]
+    kafka, storage, segment = spec["kafka"], spec["storage"], spec.get("segment", {})
+    command = ["pyrostore", "archive", "--bootstrap-servers", kafka["bootstrapServers"], "--topic", kafka["topic"]]
+    command += ["--store", storage["url"], "--group", consumer_group(body)]
+    command += ["--segment-bytes", segment.get("bytes", "64MiB"), "--segment-age", segment.get("age", "60s")]
+    command += ["--metrics-port", str(spec.get("metricsPort", 9108)), "--log-format", "json"]
+    if spec.get("acceptLoss"):
+        command.append("--accept-loss")
+    command += _pairs("-o", storage.get("options"))
+    command += _pairs("-X", kafka.get("properties"))
+    return command + _pod_wiring(storage, kafka)[3]
+
+
+def _pod_spec(container: Manifest, volumes: list[Manifest], settings: OperatorSettings, **extra: Any) -> Manifest:
+    pod: Manifest = {
+        "containers": [container],
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
+        "volumes": volumes,
+        **extra,
+    }
+    if settings.service_account:
+        pod["serviceAccountName"] = settings.service_account
+    return pod
+
+
+def _container(
+    name: str, command: list[str], settings: OperatorSettings, spec: Mapping, env_from: list, mounts: list
+) -> Manifest:
+    container: Manifest = {
+        "name": name,
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": command,
+        "resources": dict(spec.get("resources") or {}),
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True},
+        "volumeMounts": mounts,
+    }
+    if env_from:
+        container["envFrom"] = env_from
+    return container
+
+
+def archiver_deployment(body: Mapping, settings: OperatorSettings) -> Manifest:
+    """The archiver Deployment of a TopicArchive (``suspend: true`` makes zero replicas)."""
+    spec, meta = body["spec"], body["metadata"]
+    labels = _labels("archiver", meta["name"], ARCHIVE_LABEL)
+    env_from, volumes, mounts, _ = _pod_wiring(spec["storage"], spec["kafka"])
+    container = _container("archiver", archiver_command(body), settings, spec, env_from, mounts)
+    container["ports"] = [{"name": "metrics", "containerPort": spec.get("metricsPort", 9108), "protocol": "TCP"}]
+    pod_annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(spec.get("metricsPort", 9108))}
+    return _owned("apps/v1", "Deployment", deployment_name(meta["name"]), body, labels) | {
+        "spec": {
+            "replicas": 0 if spec.get("suspend") else spec.get("replicas", 1),
+            "selector": {
+                "matchLabels": {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
+            },
+            "template": {
+                "metadata": {"labels": labels, "annotations": pod_annotations},
+                # The archiver commits open segments within --shutdown-grace (25 s) of SIGTERM.
+                "spec": _pod_spec(container, volumes, settings, terminationGracePeriodSeconds=40),
+            },
+        },
+    }
+
+
+def replay_id(body: Mapping) -> str:
+    """Names the replay's checkpoints: stable for this ReplayJob, distinct from any other (its uid)."""
+    meta = body["metadata"]
+    return f"{meta['namespace']}-{meta['name']}-{meta['uid'][:8]}"
+
+
+def to_millis(rfc3339: str) -> int:
+    """Milliseconds since the epoch of an RFC 3339 time (``2026-11-24T12:00:00Z``)."""
+    return int(datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def _bound_args(direction: str, bound: Mapping | None) -> list[str]:
+    if not bound:
+        return []
+    if "offset" in bound:
+        return [f"--{direction}-offset", str(bound["offset"])]
+    if "time" in bound:
+        return [f"--{direction}-time", str(to_millis(bound["time"]))]
+    return []
+
+
+def replay_command(body: Mapping) -> list[str]:
+    """The replay container's command: ``pyrostore replay`` with the ReplayJob's settings."""
+    spec = body["spec"]
+    source, target = spec["source"], spec["target"]
+    command = ["pyrostore", "replay", "--store", source["storage"]["url"], "--topic", source["topic"]]
+    command += ["--to-topic", target["topic"], "--bootstrap-servers", target["bootstrapServers"]]
+    command += ["--replay-id", replay_id(body), "--parallelism", str(spec.get("parallelism", 1))]
+    command += ["--log-format", "json"]
+    span = spec.get("range") or {}
+    command += _bound_args("from", span.get("from")) + _bound_args("to", span.get("to"))
+    if spec.get("partitions"):
+        command += ["--partitions", ",".join(str(p) for p in spec["partitions"])]
+    command += ["--partitioning", spec.get("partitioning", "preserve")]
+    rate = spec.get("rateLimit") or {}
+    if "bytesPerSecond" in rate:
+        command += ["--rate-limit", str(rate["bytesPerSecond"])]
+    if "recordsPerSecond" in rate:
+        command += ["--records-per-second", str(rate["recordsPerSecond"])]
+    for flag, field in (("--exactly-once", "exactlyOnce"), ("--provenance-headers", "provenanceHeaders")):
+        if spec.get(field):
+            command.append(flag)
+    if target.get("createTopic"):
+        command.append("--create-topic")
+    command += _pairs("-o", source["storage"].get("options"))
+    command += _pairs("-X", target.get("properties"))
+    return command + _pod_wiring(source["storage"], target)[3]
+
+
+def replay_job(body: Mapping, settings: OperatorSettings) -> Manifest:
+    """The Job of a ReplayJob: one pod, or an Indexed Job of ``parallelism`` pods splitting the partitions."""
+    spec, meta = body["spec"], body["metadata"]
+    labels = _labels("replay", meta["name"], REPLAY_LABEL)
+    env_from, volumes, mounts, _ = _pod_wiring(spec["source"]["storage"], spec["target"])
+    container = _container("replay", replay_command(body), settings, spec, env_from, mounts)
+    parallelism = spec.get("parallelism", 1)
+    job_spec: Manifest = {
+        "backoffLimit": spec.get("backoffLimit", 3),
+        "completions": parallelism,
+        "parallelism": parallelism,
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": _pod_spec(container, volumes, settings, restartPolicy="Never"),
+        },
+    }
+    if parallelism > 1:
+        # Each pod gets JOB_COMPLETION_INDEX from Kubernetes; `pyrostore replay` takes it as its worker index.
+        job_spec["completionMode"] = "Indexed"
+    return _owned("batch/v1", "Job", job_name(meta["name"]), body, labels) | {"spec": job_spec}
+
+
+def drifted(desired: Any, actual: Any) -> bool:
+    """Whether ``actual`` lost or changed anything ``desired`` sets (fields the server defaults are ignored).
+
+    Lists of named objects (containers, env, volumes) match by name, as server-side apply merges them;
+    other lists must be equal.
+    """
+    if isinstance(desired, Mapping):
+        if not isinstance(actual, Mapping):
+            return True
+        return any(drifted(value, actual.get(key)) for key, value in desired.items())
+    if isinstance(desired, list):
+        if not isinstance(actual, list):
+            return True
+        if all(isinstance(item, Mapping) and "name" in item for item in desired):
+            by_name = {item.get("name"): item for item in actual if isinstance(item, Mapping)}
+            return any(drifted(item, by_name.get(item["name"])) for item in desired)
+        return len(desired) != len(actual) or any(drifted(d, a) for d, a in zip(desired, actual, strict=True))
+    return desired != actual

@@ -1,0 +1,30 @@
+"""Start the operator: kopf in standalone mode (one replica), watching some namespaces or the whole cluster."""
+
+from __future__ import annotations
+
+import logging
+
+from pyrostore.logs import configure as configure_logs
+
+
+def _drop_kopf_settings(record: logging.LogRecord) -> bool:
+    """kopf attaches its whole settings object to each record: noise in a JSON log line."""
+    record.__dict__.pop("settings", None)
+    return True
+
+
+def run(namespaces: list[str], liveness: str | None = None, log_format: str = "auto") -> None:
+    """Run the handlers until SIGTERM; ``namespaces`` empty means cluster-wide."""
+    import kopf
+
+    configure_logs(log_format)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_drop_kopf_settings)
+    import pyrostore.operator.handlers  # noqa: F401  (registers the handlers)
+
+    kopf.run(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=liveness,
+    )

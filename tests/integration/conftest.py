@@ -1,0 +1,38 @@
+"""Fixtures for the operator's tests: its CRDs on the stack's API server, a namespace, a running operator."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from e2e.stack.kube import KubeServer
+from tests.operator_helpers import OperatorProcess, apply_crds
+
+
+@pytest.fixture(scope="session")
+def crds(kube: KubeServer) -> KubeServer:
+    """The stack's API server with the TopicArchive and ReplayJob CRDs of ``crds/`` applied."""
+    apply_crds(kube.api_client())
+    return kube
+
+
+@pytest.fixture(scope="module")
+def operator_namespace(crds: KubeServer) -> Iterator[str]:
+    """A fresh namespace for one test module (deleted afterwards)."""
+    name = f"op-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(crds.api_client())
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture(scope="module")
+def operator(crds: KubeServer, operator_namespace: str, tmp_path_factory: pytest.TempPathFactory):
+    """``pyrostore operator`` with the admin kubeconfig, watching the module's namespace; status every second."""
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    running = OperatorProcess(crds.kubeconfig, [operator_namespace], log)
+    yield running
+    running.stop()

@@ -1,0 +1,148 @@
+"""The operator against the stack's real API server and controller manager: children, drift, validation."""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from tests.operator_helpers import GROUP, VERSION, create_custom, custom, topic_archive, wait_until
+
+
+def _archive(name: str, **spec) -> dict:
+    storage = {
+        "url": "s3://archive-bucket/team-a",
+        "options": {"endpoint_url": "http://minio.example:9000"},
+        "credentialsSecret": {"name": "archive-credentials"},
+    }
+    return topic_archive(name, "kafka.example:9092", "orders", storage, **spec)
+
+
+def _deployment(kube, namespace: str, name: str):
+    try:
+        return client.AppsV1Api(kube.api_client()).read_namespaced_deployment(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def test_topic_archive_owns_an_archiver_deployment_that_follows_it(crds, operator_namespace, operator):
+    kube, ns = crds, operator_namespace
+    api = kube.api_client()
+    apps = client.AppsV1Api(api)
+    objects = client.CustomObjectsApi(api)
+    created = create_custom(api, ns, "topicarchives", _archive("orders"))
+
+    deployment = wait_until(lambda: _deployment(kube, ns, "orders-archiver"), 30, "the archiver Deployment")
+    owner = deployment.metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.uid, owner.controller) == (
+        "TopicArchive",
+        "orders",
+        created["metadata"]["uid"],
+        True,
+    )
+    container = deployment.spec.template.spec.containers[0]
+    assert container.image == "registry.example/pyrostore:test"
+    assert container.command[:2] == ["pyrostore", "archive"]
+    assert " --topic orders " in " ".join(container.command) + " "
+    assert container.command[container.command.index("--store") :][:2] == ["--store", "s3://archive-bucket/team-a"]
+    assert container.env_from[0].secret_ref.name == "archive-credentials"
+    assert container.ports[0].container_port == 9108
+    assert deployment.spec.replicas == 1
+
+    # Editing the resource updates the Deployment.
+    patch = {"spec": {"replicas": 2, "segment": {"age": "5s"}, "resources": {"limits": {"memory": "512Mi"}}}}
+    objects.patch_namespaced_custom_object(GROUP, VERSION, ns, "topicarchives", "orders", patch)
+
+    def updated():
+        d = _deployment(kube, ns, "orders-archiver")
+        command = d.spec.template.spec.containers[0].command
+        return d.spec.replicas == 2 and command[command.index("--segment-age") + 1] == "5s" and d
+
+    deployment = wait_until(updated, 30, "the Deployment to follow the edit")
+    assert deployment.spec.template.spec.containers[0].resources.limits == {"memory": "512Mi"}
+
+    # A hand edit of a managed field is undone.
+    apps.patch_namespaced_deployment("orders-archiver", ns, {"spec": {"replicas": 7}})
+    wait_until(lambda: _deployment(kube, ns, "orders-archiver").spec.replicas == 2, 30, "the hand edit to be undone")
+
+    # A deleted Deployment comes back (a new object).
+    uid = deployment.metadata.uid
+    apps.delete_namespaced_deployment("orders-archiver", ns)
+    wait_until(
+        lambda: (d := _deployment(kube, ns, "orders-archiver")) is not None and d.metadata.uid != uid,
+        30,
+        "the deleted Deployment to be restored",
+    )
+
+    # Suspending scales to zero; resuming scales back.
+    objects.patch_namespaced_custom_object(GROUP, VERSION, ns, "topicarchives", "orders", {"spec": {"suspend": True}})
+    wait_until(lambda: _deployment(kube, ns, "orders-archiver").spec.replicas == 0, 30, "suspend to scale to 0")
+    status = wait_until(
+        lambda: (
+            (c := custom(api, ns, "topicarchives", "orders"))
+            and c.get("status", {}).get("observedGeneration") == c["metadata"]["generation"]
+            and c["status"]
+        ),
+        30,
+        "the status of the suspended archive",
+    )
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    # The Kafka address is fictional: the status says what is wrong rather than Ready.
+    assert ready["status"] == "False"
+
+    # Deleting the TopicArchive deletes its Deployment (the garbage collector follows the owner reference).
+    objects.delete_namespaced_custom_object(GROUP, VERSION, ns, "topicarchives", "orders")
+    wait_until(lambda: _deployment(kube, ns, "orders-archiver") is None, 60, "the Deployment to be garbage-collected")
+    wait_until(lambda: custom(api, ns, "topicarchives", "orders") is None, 30, "the TopicArchive to go")
+    assert "Traceback" not in operator.log_text()
+
+
+def _rejection(call) -> str:
+    with pytest.raises(ApiException) as refused:
+        call()
+    assert refused.value.status == 422, refused.value.body
+    return refused.value.body
+
+
+def test_api_server_rejects_invalid_resources_naming_the_field(crds, operator_namespace):
+    api, ns = crds.api_client(), operator_namespace
+    objects = client.CustomObjectsApi(api)
+
+    bad_scheme = _archive("bad-scheme")
+    bad_scheme["spec"]["storage"]["url"] = "http://archive-bucket/team-a"
+    body = _rejection(lambda: create_custom(api, ns, "topicarchives", bad_scheme))
+    assert "spec.storage.url" in body and "s3://, gs:// or file:///" in body
+
+    in_spec = _archive("secret-in-spec")
+    in_spec["spec"]["storage"]["options"]["secret_access_key"] = "x"
+    body = _rejection(lambda: create_custom(api, ns, "topicarchives", in_spec))
+    assert "spec.storage.options" in body and "credentialsSecret" in body
+
+    create_custom(api, ns, "topicarchives", _archive("immutable"))
+    body = _rejection(
+        lambda: objects.patch_namespaced_custom_object(
+            GROUP, VERSION, ns, "topicarchives", "immutable", {"spec": {"kafka": {"topic": "payments"}}}
+        )
+    )
+    assert "spec.kafka.topic" in body and "immutable" in body
+    body = _rejection(
+        lambda: objects.patch_namespaced_custom_object(
+            GROUP, VERSION, ns, "topicarchives", "immutable", {"spec": {"storage": {"url": "s3://other/x"}}}
+        )
+    )
+    assert "spec.storage.url" in body and "immutable" in body
+
+    replay = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ReplayJob",
+        "metadata": {"name": "both-bounds"},
+        "spec": {
+            "source": {"topic": "orders", "storage": {"url": "gs://archive-bucket/team-a"}},
+            "target": {"bootstrapServers": "kafka.example:9092", "topic": "orders-copy"},
+            "range": {"from": {"offset": 10, "time": "2026-11-24T12:00:00Z"}},
+        },
+    }
+    body = _rejection(lambda: create_custom(api, ns, "replayjobs", replay))
+    assert "spec.range.from" in body and "offset or a time, not both" in body

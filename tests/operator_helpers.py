@@ -1,0 +1,194 @@
+"""Test helpers for the operator: CRDs on the stack's API server, the operator as a process, pods run locally.
+
+The stack has no kubelet, so :func:`run_container` runs a pod's container command as a local process with
+the environment the kubelet would give it (its Secret's keys from ``envFrom``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+ROOT = Path(__file__).resolve().parent.parent
+GROUP, VERSION = "pyrostore.io", "v1alpha1"
+
+
+def apply_crds(api: client.ApiClient, folder: Path = ROOT / "crds") -> None:
+    """Create or replace every CRD in ``folder`` and wait until each is established."""
+    extensions = client.ApiextensionsV1Api(api)
+    for path in sorted(folder.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        try:
+            current = extensions.read_custom_resource_definition(crd["metadata"]["name"])
+            crd["metadata"]["resourceVersion"] = current.metadata.resource_version
+            extensions.replace_custom_resource_definition(crd["metadata"]["name"], crd)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            extensions.create_custom_resource_definition(crd)
+    for path in sorted(folder.glob("*.yaml")):
+        name = yaml.safe_load(path.read_text())["metadata"]["name"]
+
+        def established(name: str = name) -> bool:
+            conditions = extensions.read_custom_resource_definition(name).status.conditions or []
+            return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+        wait_until(established, 30, f"CRD {name} to be established")
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Poll until ``condition`` returns something truthy and return it; fail naming ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
+        time.sleep(interval)
+
+
+class OperatorProcess:
+    """``pyrostore operator`` as a child process with a kubeconfig, its JSON log in a file."""
+
+    def __init__(
+        self, kubeconfig: Path, namespaces: list[str], log: Path, command: list[str] | None = None, **env: str
+    ) -> None:
+        self.log = log
+        args = [sys.executable, "-m", "pyrostore", "operator", "--log-format", "json"]
+        for namespace in namespaces:
+            args += ["--namespace", namespace]
+        if command:  # a container's command, e.g. the Helm chart's
+            assert command[0] == "pyrostore", command
+            args = [sys.executable, "-m", *command]
+        environment = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "PYTHONPATH": str(ROOT),
+            "PYROSTORE_STATUS_INTERVAL": "1",
+            "PYROSTORE_IMAGE": "registry.example/pyrostore:test",
+            **env,
+        }
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=environment)
+
+    def log_text(self) -> str:
+        """Everything the operator logged so far."""
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if kopf does not stop within 20 s."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def secret_env(api: client.ApiClient, namespace: str, pod_spec: Mapping) -> dict[str, str]:
+    """The environment a kubelet gives the pod's first container from its ``env`` and ``envFrom`` Secrets."""
+    container = pod_spec["containers"][0]
+    env: dict[str, str] = {}
+    for source in container.get("envFrom") or []:
+        secret = client.CoreV1Api(api).read_namespaced_secret(source["secretRef"]["name"], namespace)
+        env |= {key: base64.b64decode(value).decode() for key, value in (secret.data or {}).items()}
+    env |= {item["name"]: item["value"] for item in container.get("env") or [] if "value" in item}
+    return env
+
+
+def run_container(
+    api: client.ApiClient, namespace: str, pod_spec: Mapping, log: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """Start the pod's container command locally (``pyrostore`` run from this checkout), as a kubelet would."""
+    command = list(pod_spec["containers"][0]["command"])
+    assert command[0] == "pyrostore", command
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **secret_env(api, namespace, pod_spec), **(extra_env or {})}
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", *command], stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def custom(api: client.ApiClient, namespace: str, plural: str, name: str) -> dict | None:
+    """A custom resource of ``pyrostore.io`` as a dict, or None when it does not exist."""
+    try:
+        return client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def create_custom(api: client.ApiClient, namespace: str, plural: str, body: dict) -> dict:
+    """Create a custom resource, retrying while its freshly established API still answers 404."""
+    objects = client.CustomObjectsApi(api)
+    for _ in range(100):
+        try:
+            return objects.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            time.sleep(0.1)
+    raise AssertionError(f"the {plural} API never appeared")
+
+
+def everything_in(api: client.ApiClient, namespace: str) -> str:
+    """Every object the operator could have written in ``namespace`` (Secrets aside), as one JSON text."""
+    core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
+    objects = client.CustomObjectsApi(api)
+    found: list[Any] = [
+        objects.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+        for plural in ("topicarchives", "replayjobs")
+    ]
+    for listing in (
+        apps.list_namespaced_deployment,
+        apps.list_namespaced_replica_set,
+        batch.list_namespaced_job,
+        core.list_namespaced_pod,
+        core.list_namespaced_event,
+        core.list_namespaced_config_map,
+    ):
+        found.append(api.sanitize_for_serialization(listing(namespace)))
+    return json.dumps(found)
+
+
+def create_credentials_secret(api: client.ApiClient, namespace: str, name: str, s3_server) -> None:
+    """A Secret holding the stack's S3 credentials under the standard AWS environment variable names."""
+    data = {"AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}
+    encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+    client.CoreV1Api(api).create_namespaced_secret(namespace, {"metadata": {"name": name}, "data": encoded})
+
+
+def topic_archive(name: str, bootstrap: str, topic: str, storage: dict, **spec: Any) -> dict:
+    """A TopicArchive resource archiving ``topic`` into ``storage`` (a spec's ``storage`` section)."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TopicArchive",
+        "metadata": {"name": name},
+        "spec": {"kafka": {"bootstrapServers": bootstrap, "topic": topic}, "storage": storage, **spec},
+    }
+
+
+def replay_job(name: str, topic: str, storage: dict, bootstrap: str, to_topic: str, **spec: Any) -> dict:
+    """A ReplayJob resource replaying the archive of ``topic`` in ``storage`` into ``to_topic``."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ReplayJob",
+        "metadata": {"name": name},
+        "spec": {
+            "source": {"topic": topic, "storage": storage},
+            "target": {"bootstrapServers": bootstrap, "topic": to_topic},
+            **spec,
+        },
+    }

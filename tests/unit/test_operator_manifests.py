@@ -1,0 +1,171 @@
+"""The archiver Deployment and replay Job built from custom resources (pure functions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pyrostore.operator.manifests import (
+    archiver_command,
+    archiver_deployment,
+    drifted,
+    replay_command,
+    replay_job,
+    to_millis,
+)
+from pyrostore.operator.settings import OperatorSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = OperatorSettings(image="img:1", image_pull_policy="Always", service_account="archiver")
+
+
+def _archive(**spec) -> dict:
+    return {
+        "kind": "TopicArchive",
+        "metadata": {"name": "orders", "namespace": "team-a", "uid": "u-1", "generation": 1},
+        "spec": {
+            "kafka": {"bootstrapServers": "k:9092", "topic": "orders", "properties": {"security.protocol": "SSL"}},
+            "storage": {
+                "url": "s3://b/p",
+                "options": {"region": "eu-west-1", "endpoint_url": "http://s3"},
+                "credentialsSecret": {"name": "creds"},
+            },
+            **spec,
+        },
+    }
+
+
+def _replay(**spec) -> dict:
+    return {
+        "kind": "ReplayJob",
+        "metadata": {"name": "backfill", "namespace": "team-a", "uid": "abcdef123456"},
+        "spec": {
+            "source": {"topic": "orders", "storage": {"url": "gs://b/p", "credentialsSecret": {"name": "gcs"}}},
+            "target": {"bootstrapServers": "k:9092", "topic": "orders-copy"},
+            **spec,
+        },
+    }
+
+
+def test_archiver_command_carries_every_setting_but_no_secret():
+    command = archiver_command(_archive(segment={"bytes": "8MiB", "age": "5s"}, acceptLoss=True, metricsPort=9200))
+    assert command[:2] == ["pyrostore", "archive"]
+    text = " ".join(command)
+    for expected in (
+        "--bootstrap-servers k:9092",
+        "--topic orders",
+        "--store s3://b/p",
+        "--group pyrostore-team-a-orders",
+        "--segment-bytes 8MiB",
+        "--segment-age 5s",
+        "--metrics-port 9200",
+        "--accept-loss",
+        "-o endpoint_url=http://s3 -o region=eu-west-1",
+        "-X security.protocol=SSL",
+    ):
+        assert expected in text
+
+
+def test_archiver_deployment_is_owned_labelled_and_takes_credentials_from_the_secret():
+    deployment = archiver_deployment(_archive(replicas=3, resources={"limits": {"memory": "1Gi"}}), SETTINGS)
+    assert deployment["metadata"]["name"] == "orders-archiver"
+    assert deployment["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "pyrostore.io/v1alpha1",
+            "kind": "TopicArchive",
+            "name": "orders",
+            "uid": "u-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    spec = deployment["spec"]
+    assert spec["replicas"] == 3
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    pod = spec["template"]["spec"]
+    container = pod["containers"][0]
+    assert (container["image"], container["imagePullPolicy"]) == ("img:1", "Always")
+    assert container["envFrom"] == [{"secretRef": {"name": "creds"}}]
+    assert container["resources"] == {"limits": {"memory": "1Gi"}}
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9108, "protocol": "TCP"}]
+    assert pod["serviceAccountName"] == "archiver"
+    assert pod["volumes"][1]["secret"]["secretName"] == "creds"
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+
+
+def test_suspend_scales_to_zero():
+    assert archiver_deployment(_archive(replicas=3, suspend=True), SETTINGS)["spec"]["replicas"] == 0
+
+
+def test_kafka_properties_secret_is_mounted_and_passed_as_a_file():
+    body = _archive()
+    body["spec"]["kafka"]["propertiesSecret"] = {"name": "sasl", "key": "props"}
+    deployment = archiver_deployment(body, SETTINGS)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][-2:] == ["--kafka-properties", "/etc/pyrostore/kafka/client.properties"]
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "kafka-properties")
+    assert volume["secret"] == {"secretName": "sasl", "items": [{"key": "props", "path": "client.properties"}]}
+
+
+def test_replay_command_maps_every_field():
+    body = _replay(
+        range={"from": {"offset": 10}, "to": {"time": "2026-11-24T12:00:00Z"}},
+        partitions=[0, 3],
+        partitioning="key-hash",
+        rateLimit={"bytesPerSecond": 1000, "recordsPerSecond": 50},
+        exactlyOnce=True,
+        provenanceHeaders=True,
+        parallelism=4,
+    )
+    body["spec"]["target"]["createTopic"] = True
+    text = " ".join(replay_command(body))
+    for expected in (
+        "pyrostore replay --store gs://b/p --topic orders --to-topic orders-copy --bootstrap-servers k:9092",
+        "--replay-id team-a-backfill-abcdef12",
+        "--parallelism 4",
+        "--from-offset 10",
+        f"--to-time {to_millis('2026-11-24T12:00:00Z')}",
+        "--partitions 0,3",
+        "--partitioning key-hash",
+        "--rate-limit 1000",
+        "--records-per-second 50",
+        "--exactly-once",
+        "--provenance-headers",
+        "--create-topic",
+    ):
+        assert expected in text
+    assert to_millis("2026-11-24T12:00:00Z") == 1_795_521_600_000
+
+
+@pytest.mark.parametrize(("parallelism", "indexed"), [(1, False), (3, True)])
+def test_replay_job_is_indexed_only_when_parallel(parallelism, indexed):
+    job = replay_job(_replay(parallelism=parallelism), SETTINGS)
+    assert job["metadata"]["name"] == "backfill-replay"
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "ReplayJob"
+    assert (job["spec"]["completions"], job["spec"]["parallelism"]) == (parallelism, parallelism)
+    assert (job["spec"].get("completionMode") == "Indexed") is indexed
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert job["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [{"secretRef": {"name": "gcs"}}]
+
+
+def test_drift_ignores_server_defaults_and_extra_named_items_but_not_changes():
+    desired = archiver_deployment(_archive(), SETTINGS)
+    actual = yaml.safe_load(yaml.safe_dump(desired))
+    actual["spec"]["strategy"] = {"type": "RollingUpdate"}
+    actual["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log"
+    actual["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "EXTRA", "value": "1"}]
+    assert not drifted(desired, actual)
+    actual["spec"]["replicas"] = 5
+    assert drifted(desired, actual)
+    actual["spec"]["replicas"] = 1
+    actual["spec"]["template"]["spec"]["containers"][0]["command"].append("--accept-loss")
+    assert drifted(desired, actual)
+    del actual["spec"]["template"]["spec"]["volumes"]
+    assert drifted(desired, actual)
+
+
+def test_chart_carries_the_same_crds():
+    for source in (ROOT / "crds").glob("*.yaml"):
+        assert (ROOT / "charts" / "pyrostore" / "crds" / source.name).read_text() == source.read_text()
