@@ -1,0 +1,336 @@
+"""pyrostore.Consumer reading archived history beside confluent_kafka.Consumer reading the same records from Kafka.
+
+Starts the stack's Kafka, produces ``--records`` records of ``--value-size`` bytes over ``--partitions``
+partitions, archives them with the real archiver (``python -m pyrostore archive`` in a child process, into a
+local folder or with ``--store s3`` into the stack's MinIO) until the archive holds every one, then measures,
+each in its own process, reading all of them from the beginning:
+
+- ``poll()``: confluent_kafka.Consumer from Kafka (the baseline) and pyrostore.Consumer from the archive, both
+  assigned at OFFSET_BEGINNING on every partition, one ``poll()`` per record, touching each key and value;
+- ``consume(1000)``: the same with ``consume(num_messages=1000)``;
+- ``consume_batches()``: pyrostore.Consumer's Arrow batches until every row is read, key and value bytes summed
+  per column.
+
+Both consumers get the same client settings (librdkafka's defaults and a fresh group id); Pyrostore's adds only
+``pyrostore.store.*``. Prints records/s and MB/s (key and value bytes) beside the baseline, the ratio (targets:
+poll records/s at least 1.0, consume_batches MB/s at least 5 times the poll baseline's), each process's peak
+memory, and ``source_counts()`` to show the records came from the archive. Rates count from just before
+``assign()``; the "steady" figures count from the first record instead (leaving out connecting and the first
+fetch). Each role runs ``--rounds`` times, alternating the order; the best run of each counts.
+
+    python bench/consumer_read.py [--records 1000000] [--value-size 100] [--partitions 4] [--store folder|s3]
+        [--segment-bytes 8MiB] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.archive_throughput import peak_rss_mb, produce, run_role  # noqa: E402
+
+BASELINE_ROLES = ("kafka-poll", "kafka-consume")
+PYROSTORE_ROLES = ("pyrostore-poll", "pyrostore-consume", "pyrostore-batches")
+ROWS = (("poll()", "kafka-poll", "pyrostore-poll"), ("consume(1000)", "kafka-consume", "pyrostore-consume"))
+
+
+def client_config(setup: dict) -> dict:
+    """The client settings both consumers share: librdkafka's defaults, the bootstrap servers, a fresh group."""
+    return {"bootstrap.servers": setup["bootstrap"], "group.id": f"bench-read-{uuid.uuid4().hex}"}
+
+
+def pyrostore_config(setup: dict) -> dict:
+    """:func:`client_config` plus the archive's store URL and options."""
+    options = {f"pyrostore.store.{k}": v for k, v in setup["options"].items()}
+    return {**client_config(setup), "pyrostore.store.url": setup["url"], **options}
+
+
+def _open(setup: dict, kind: str):
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    import pyrostore
+
+    consumer = Consumer(client_config(setup)) if kind == "kafka" else pyrostore.Consumer(pyrostore_config(setup))
+    partitions = [TopicPartition(setup["topic"], p, OFFSET_BEGINNING) for p in range(setup["partitions"])]
+    return consumer, partitions
+
+
+def _check(message) -> None:
+    from confluent_kafka import KafkaError, KafkaException
+
+    if message.error().code() != KafkaError._PARTITION_EOF:
+        raise KafkaException(message.error())
+
+
+def _figures(consumer, started: float, first: float | None, count: int, nbytes: int) -> dict:
+    elapsed = time.perf_counter() - started
+    counts = consumer.source_counts() if hasattr(consumer, "source_counts") else None
+    consumer.close()
+    return {
+        "seconds": elapsed,
+        "first_seconds": (first or elapsed) - started,
+        "records": count,
+        "bytes": nbytes,
+        "peak_mb": peak_rss_mb(),
+        "sources": counts,
+    }
+
+
+def role_poll(setup: dict, kind: str) -> dict:
+    """Assign every partition at OFFSET_BEGINNING and ``poll()`` until every record was read, touching each key
+    and value. ``kind`` is ``kafka`` (confluent_kafka.Consumer) or ``pyrostore`` (pyrostore.Consumer)."""
+    consumer, partitions = _open(setup, kind)
+    expected = setup["records"]
+    poll = consumer.poll
+    count = nbytes = 0
+    first = None
+    started = time.perf_counter()
+    consumer.assign(partitions)
+    while count < expected:
+        message = poll(1.0)
+        if message is None:
+            continue
+        if message.error() is not None:
+            _check(message)
+            continue
+        if first is None:
+            first = time.perf_counter()
+        count += 1
+        nbytes += len(message.key()) + len(message.value())
+    return _figures(consumer, started, first, count, nbytes)
+
+
+def role_consume(setup: dict, kind: str) -> dict:
+    """As :func:`role_poll`, with ``consume(num_messages=1000)`` calls."""
+    consumer, partitions = _open(setup, kind)
+    expected = setup["records"]
+    consume = consumer.consume
+    count = nbytes = 0
+    first = None
+    started = time.perf_counter()
+    consumer.assign(partitions)
+    while count < expected:
+        for message in consume(num_messages=1000, timeout=1.0):
+            if message.error() is not None:
+                _check(message)
+                continue
+            count += 1
+            nbytes += len(message.key()) + len(message.value())
+        if first is None and count:
+            first = time.perf_counter()
+    return _figures(consumer, started, first, count, nbytes)
+
+
+def role_batches(setup: dict) -> dict:
+    """pyrostore.Consumer's ``consume_batches()`` until every row was read; key and value bytes summed per column
+    (the same bytes the message roles count)."""
+    import pyarrow.compute as pc
+
+    consumer, partitions = _open(setup, "pyrostore")
+    expected = setup["records"]
+    count = nbytes = 0
+    first = None
+    started = time.perf_counter()
+    consumer.assign(partitions)
+    while count < expected:
+        for batch in consumer.consume_batches(timeout=1.0):
+            count += batch.num_rows
+            for name in ("key", "value"):
+                nbytes += pc.sum(pc.binary_length(batch.column(name))).as_py() or 0
+        if first is None and count:
+            first = time.perf_counter()
+    return _figures(consumer, started, first, count, nbytes)
+
+
+def run(role: str, setup: dict) -> dict:
+    """Run ``role`` in this process and return its figures."""
+    kind, _, how = role.partition("-")
+    if how == "poll":
+        return role_poll(setup, kind)
+    if how == "consume":
+        return role_consume(setup, kind)
+    return role_batches(setup)
+
+
+def archive_topic(setup: dict, workdir: Path, segment_bytes: str, timeout: float = 600) -> float:
+    """Run the real archiver (``python -m pyrostore archive``) until the archive holds every record, then stop it
+    with SIGTERM; return the seconds it took."""
+    from pyrostore.archive import open_archive
+    from pyrostore.errors import TopicNotFound
+
+    command = [sys.executable, "-m", "pyrostore", "archive", "-b", setup["bootstrap"], "-t", setup["topic"]]
+    command += ["--store", setup["url"], "--segment-bytes", segment_bytes, "--segment-age", "2s"]
+    command += ["--log-format", "json", "--group", f"bench-archiver-{uuid.uuid4().hex}"]
+    for key, value in setup["options"].items():
+        command += ["-o", f"{key}={value}"]
+    log = workdir / "archiver.log"
+    archive = open_archive(setup["url"], **setup["options"])
+    started = time.perf_counter()
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
+    try:
+        while True:
+            try:
+                archived = sum(archive.partition(setup["topic"], p).commit.records for p in range(setup["partitions"]))
+            except TopicNotFound:
+                archived = 0
+            if archived >= setup["records"]:
+                break
+            if proc.poll() is not None or time.perf_counter() - started > timeout:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the archiver holds {archived} of {setup['records']} records:\n{tail}")
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(60)
+        archive.close()
+    return elapsed
+
+
+def _segments(setup: dict) -> int:
+    from pyrostore.archive import open_archive
+
+    archive = open_archive(setup["url"], **setup["options"])
+    try:
+        return sum(
+            sum(1 for e in archive.partition(setup["topic"], p).segments() if not e.lost)
+            for p in range(setup["partitions"])
+        )
+    finally:
+        archive.close()
+
+
+def _rate(figures: dict) -> tuple[float, float]:
+    return figures["records"] / figures["seconds"], figures["bytes"] / figures["seconds"] / 1e6
+
+
+def _steady(figures: dict) -> float:
+    """Records/s after the first record arrived (leaves out connecting, assigning and the first fetch)."""
+    return figures["records"] / max(figures["seconds"] - figures["first_seconds"], 1e-9)
+
+
+def report(setup: dict, best: dict[str, dict], runs: dict[str, list[dict]]) -> None:
+    """Print every run, then the comparison table of the best runs."""
+    print(
+        f"\n{'role':<18} {'run':>3} {'seconds':>8} {'first s':>8} {'rec/s':>10} {'steady':>10} {'MB/s':>7} "
+        f"{'peak MB':>8}  sources"
+    )
+    for role, figures in runs.items():
+        for i, run_ in enumerate(figures):
+            records_s, mb_s = _rate(run_)
+            print(
+                f"{role:<18} {i:>3} {run_['seconds']:>8.2f} {run_['first_seconds']:>8.2f} {records_s:>10.0f} "
+                f"{_steady(run_):>10.0f} {mb_s:>7.1f} {run_['peak_mb']:>8.0f}  {run_['sources'] or ''}"
+            )
+    print(
+        f"\n{setup['records']} records of {setup['value_size']} B over {setup['partitions']} partitions, "
+        f"store {setup['store']} ({setup['segments']} segments); best of {len(runs['kafka-poll'])} "
+        "(steady: records/s after the first record)\n"
+    )
+    print(
+        f"{'read':<17} | {'kafka rec/s':>11} {'MB/s':>7} {'peak MB':>8} | {'pyrostore rec/s':>15} {'MB/s':>7} "
+        f"{'peak MB':>8} | {'ratio':>6} {'target':>6} | {'steady ratio':>12}"
+    )
+    for label, baseline_role, role in ROWS:
+        base, ours = best[baseline_role], best[role]
+        (b_rec, b_mb), (p_rec, p_mb) = _rate(base), _rate(ours)
+        target = ">= 1.0" if baseline_role == "kafka-poll" else ""
+        print(
+            f"{label:<17} | {b_rec:>11.0f} {b_mb:>7.1f} {base['peak_mb']:>8.0f} | {p_rec:>15.0f} {p_mb:>7.1f} "
+            f"{ours['peak_mb']:>8.0f} | {p_rec / b_rec:>6.2f} {target:>6} | {_steady(ours) / _steady(base):>12.2f}"
+        )
+    base, ours = best["kafka-poll"], best["pyrostore-batches"]
+    (b_rec, b_mb), (_, c_mb), (p_rec, p_mb) = (_rate(f) for f in (base, best["kafka-consume"], ours))
+    print(
+        f"{'consume_batches()':<17} | {b_rec:>11.0f} {b_mb:>7.1f} {base['peak_mb']:>8.0f} | {p_rec:>15.0f} "
+        f"{p_mb:>7.1f} {ours['peak_mb']:>8.0f} | {p_mb / b_mb:>6.2f} {'>= 5':>6} | "
+        f"{_steady(ours) / _steady(base):>12.2f}   (MB/s vs poll(); vs consume(1000): {p_mb / c_mb:.2f})"
+    )
+    for role in PYROSTORE_ROLES:
+        sources = best[role]["sources"]
+        if sources is None or sources.get("archive") != setup["records"] or sources.get("kafka"):
+            print(f"WARNING: {role} did not read every record from the archive: {sources}")
+
+
+def main() -> None:
+    """Start Kafka (and MinIO for ``--store s3``), produce, archive, measure every role, print the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--value-size", type=int, default=100, help="value bytes per record (keys are ~9 B)")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--store", choices=("folder", "s3"), default="folder", help="where the archive lives")
+    parser.add_argument("--segment-bytes", default="8MiB", help="the archiver's segment size")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each role (the best counts)")
+    parser.add_argument("--role", help=argparse.SUPPRESS)
+    parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role:
+        print(json.dumps(run(args.role, json.loads(args.args[0]))))
+        return
+
+    from e2e.stack import Stack
+
+    with tempfile.TemporaryDirectory(prefix="pyrostore-bench-read-") as folder:
+        workdir = Path(folder)
+        stack = Stack(workdir / "stack")
+        try:
+            kafka = stack.get("kafka")
+            topic = f"bench-read-{uuid.uuid4().hex[:8]}"
+            setup = {
+                "bootstrap": kafka.bootstrap,
+                "topic": topic,
+                "partitions": args.partitions,
+                "value_size": args.value_size,
+                "store": args.store,
+                "url": str(workdir / "archive"),
+                "options": {},
+            }
+            (workdir / "archive").mkdir()
+            if args.store == "s3":
+                s3 = stack.get("s3")
+                setup["url"] = f"s3://{s3.bucket}/{topic}"
+                setup["options"] = {
+                    "endpoint_url": s3.endpoint,
+                    "region": s3.region,
+                    "access_key_id": s3.access_key,
+                    "secret_access_key": s3.secret_key,
+                }
+            print(f"producing {args.records} records of {args.value_size} B into {topic} ...", flush=True)
+            started = time.perf_counter()
+            setup["records"] = produce(
+                kafka.bootstrap, topic, args.partitions, args.value_size, args.records * args.value_size
+            )
+            print(f"  {time.perf_counter() - started:.1f} s; archiving ...", flush=True)
+            print(f"  {archive_topic(setup, workdir, args.segment_bytes):.1f} s", flush=True)
+            setup["segments"] = _segments(setup)
+            roles = [*BASELINE_ROLES, *PYROSTORE_ROLES]
+            runs: dict[str, list[dict]] = {role: [] for role in roles}
+            for round_ in range(args.rounds):  # alternating, so neither side always meets a cold cache
+                for role in roles if round_ % 2 == 0 else reversed(roles):
+                    figures = run_role(role, json.dumps(setup), script=__file__)
+                    assert figures["records"] == setup["records"], (role, figures)
+                    runs[role].append(figures)
+                    print(f"  round {round_} {role}: {figures['seconds']:.2f} s", flush=True)
+        finally:
+            stack.stop()
+
+    best = {role: min(figures, key=lambda f: f["seconds"]) for role, figures in runs.items()}
+    report(setup, best, runs)
+
+
+if __name__ == "__main__":
+    main()
