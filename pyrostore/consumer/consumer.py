@@ -66,6 +66,7 @@ class _Partition:
     eof_sent: bool = False
     refresh_at: float = 0.0
     seek_to: int | None = None  # a seek of the inner consumer to retry: librdkafka starts fetchers asynchronously
+    fetch_failed: bool = False  # the inner consumer stopped the partition (out of range): seeks fail until reassigned
     archived_below: int = -1  # messages below this offset still waiting to be handed out came from the archive
 
     @property
@@ -102,6 +103,7 @@ class Consumer:
         self._local_offsets: dict[Key, int] = {}  # archive-only mode: store_offsets() without a group
         self._callbacks: tuple[RebalanceCallback | None, ...] = (None, None, None)
         self._rebalance_assigned = False
+        self._subscribed = False
         self._keepalive_at = 0.0
         self._counts = {"archive": 0, "kafka": 0}
         self._closed = False
@@ -110,7 +112,12 @@ class Consumer:
 
     def poll(self, timeout: float | None = None) -> Message | None:
         """The next message or event, waiting up to ``timeout`` seconds (None or negative: forever)."""
-        found = self.consume(1, -1 if timeout is None else timeout)
+        self._check_open()
+        if self._ready and (self._inner is None or time.monotonic() < self._keepalive_at):  # the common case
+            message = self._ready.popleft()
+            self._delivered(message)
+            return message
+        found = self._take_messages(1, -1 if timeout is None else timeout)
         return found[0] if found else None
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Message]:
@@ -118,6 +125,9 @@ class Consumer:
         self._check_open()
         if not 1 <= num_messages <= 1_000_000:
             raise ValueError("num_messages must be between 1 and 1000000 (1M)")
+        return self._take_messages(num_messages, timeout)
+
+    def _take_messages(self, num_messages: int, timeout: float) -> list[Message]:
         deadline = None if timeout < 0 else time.monotonic() + timeout
         taken: list[Message] = []
         while True:
@@ -231,12 +241,20 @@ class Consumer:
     def _archive_ended(self, state: _Partition) -> None:
         """The cursor handed out everything up to its commit's end or a lost range: continue or switch."""
         cursor = state.cursor
-        if cursor.lost is None:
+        if cursor.lost is not None:
+            self._route(state, cursor.offset)
+            return
+        if cursor.stop is None or cursor.offset < cursor.stop:
             cursor.reader.refresh()
             if cursor.reader.next_offset > cursor.offset:
                 cursor.extend()
                 return
-        self._route(state, cursor.offset)
+        if self._mode is ReadMode.ARCHIVE_ONLY:
+            self._route(state, cursor.offset)
+        else:
+            # Straight to Kafka, without asking for its watermarks (that request waits behind fetches): if Kafka
+            # no longer holds the offset, the out-of-range error routes the partition again.
+            self._apply(state, Decision(Source.KAFKA, cursor.offset))
 
     def _refresh_end(self, state: _Partition, now: float) -> None:
         """archive-only mode at the archive's end: look for new commits now and then."""
@@ -260,7 +278,8 @@ class Consumer:
                 if state is not None and state.source is Source.KAFKA and not state.paused:
                     self._ready.append(message)
             elif error.code() == KafkaError._AUTO_OFFSET_RESET and state is not None:
-                if state.source is Source.KAFKA:
+                state.fetch_failed = True
+                if state.source is Source.KAFKA and state.seek_to is None:
                     self._out_of_range(state, message)
             else:
                 self._ready.append(message)
@@ -272,20 +291,59 @@ class Consumer:
         try:
             self._inner.seek(tp)
         except KafkaException as exc:
-            if exc.args[0].code() == KafkaError._STATE:
-                return
-            raise
+            if exc.args[0].code() != KafkaError._STATE:
+                raise
+            if state.fetch_failed:
+                self._reassign_inner(state)
+            return
         state.seek_to = None
         if not state.paused:
             self._inner.resume([tp])
 
+    def _reassign_inner(self, state: _Partition) -> None:
+        """Assign the partition to the inner consumer afresh at ``state.seek_to``: after an out-of-range error
+        librdkafka refuses seeks. The eager group protocol only takes whole assignments, so there every
+        partition is assigned again where it stands."""
+        if self._subscribed and not self._settings.cooperative:
+            self._purge({s.key for s in self._partitions.values() if s.source is Source.KAFKA})
+            for other in self._partitions.values():
+                if other.source is Source.KAFKA and other.seek_to is None:
+                    other.seek_to = other.next
+            self._rebalance_assigned = True
+            self._inner.assign([self._inner_position(s) for s in self._partitions.values()])
+            changed = list(self._partitions.values())
+        else:
+            tp = TopicPartition(state.topic, state.partition)
+            self._inner.incremental_unassign([tp])
+            self._inner.incremental_assign([self._inner_position(state)])
+            changed = [state]
+        for done in changed:
+            done.fetch_failed = False
+            if done.source is Source.KAFKA:
+                done.seek_to = None
+        # librdkafka keeps a partition's pause across assignments: set both ways explicitly.
+        running = [s for s in changed if s.source is Source.KAFKA and not s.paused]
+        self._inner.resume([TopicPartition(s.topic, s.partition) for s in running])
+        paused = [TopicPartition(s.topic, s.partition) for s in changed if s not in running]
+        if paused:
+            self._inner.pause(paused)
+
+    def _inner_position(self, state: _Partition) -> TopicPartition:
+        """Where the inner consumer should fetch the partition from: its pending seek, or the archive's end."""
+        offset = state.seek_to if state.source is Source.KAFKA and state.seek_to is not None else None
+        return TopicPartition(state.topic, state.partition, self._crossover_guess(state) if offset is None else offset)
+
     def _out_of_range(self, state: _Partition, message: Message) -> None:
         """Kafka does not hold the offset it was asked for. Below its log start the archive may hold it (or it
         is a hole, reported); past its end ``auto.offset.reset`` applies, as it would with Kafka alone."""
-        self._purge({state.key})
-        extent = self._with_kafka(state, self._extent(state, state.next))
-        if extent.kafka_high is None or state.next <= extent.kafka_high:
-            self._route(state, state.next)
+        offset = message.offset()
+        if offset < 0:  # the failed position is unknown: continue after what the application has
+            self._purge({state.key})
+            offset = state.next
+        # Messages of the partition still waiting are all below the failed position: they stay.
+        extent = self._with_kafka(state, self._extent(state, offset))
+        if extent.kafka_high is None or offset <= extent.kafka_high:
+            self._route(state, offset)
         elif self._settings.auto_offset_reset == "error":
             state.source = Source.HOLE
             self._ready.append(message)
@@ -351,9 +409,10 @@ class Consumer:
         if was_kafka and inner_assigned and self._inner is not None:
             self._inner.pause([tp])
         if decision.source is Source.ARCHIVE:
-            state.cursor = ArchiveCursor(
-                state.reader, decision.offset, self._executor, self._settings.prefetch_segments
-            )
+            # kafka-preferred: only up to where Kafka's log starts (decision.until); otherwise to the archive's end
+            stop = decision.until if self._mode is ReadMode.KAFKA_PREFERRED else None
+            depth = self._settings.prefetch_segments
+            state.cursor = ArchiveCursor(state.reader, decision.offset, self._executor, depth, stop)
         elif decision.source is Source.END:
             state.refresh_at = time.monotonic() + self._settings.refresh_seconds
             if self._settings.partition_eof and not state.eof_sent:
@@ -518,11 +577,13 @@ class Consumer:
         inner = self._require_inner("subscribe")
         self._callbacks = (on_assign, on_revoke, on_lost)
         inner.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        self._subscribed = True
 
     def unsubscribe(self) -> None:
         """Leave the group's subscription."""
         self._check_open()
         self._require_inner("unsubscribe").unsubscribe()
+        self._subscribed = False
 
     def _on_assign(self, _inner: Any, partitions: list[TopicPartition]) -> None:
         self._rebalance_assigned = False

@@ -18,16 +18,20 @@ class ArchiveCursor:
 
     Reading follows the commit the reader holds. It stops at that commit's end (:attr:`at_end`) or at a range
     recorded as lost (:attr:`lost`); the owner then refreshes the reader and calls :meth:`extend`, or switches
-    to another source. Memory is bounded by ``depth`` decoded segments plus the one being handed out.
+    to another source; it also stops at ``stop`` when given. Memory is bounded by ``depth`` decoded segments plus
+    the one being handed out.
     """
 
-    def __init__(self, reader: PartitionArchive, offset: int, executor: Executor, depth: int) -> None:
+    def __init__(
+        self, reader: PartitionArchive, offset: int, executor: Executor, depth: int, stop: int | None = None
+    ) -> None:
         self.reader = reader
         self.offset = offset  # the next offset to hand out (inside a segment: past the last record handed out)
+        self.stop = stop  # where to stop even if the archive goes on (None: its end)
         self.lost: Entry | None = None
         self._executor = executor
         self._depth = depth
-        self._entries: Iterator[Entry] = reader.segments(offset)
+        self._entries: Iterator[Entry] = reader.segments(offset, stop)
         self._exhausted = False
         self._pending: deque[tuple[Entry, Future[list[pa.RecordBatch]]]] = deque()
         self._batches: deque[pa.RecordBatch] = deque()
@@ -41,7 +45,7 @@ class ArchiveCursor:
 
     def extend(self) -> None:
         """Continue into what the reader's (refreshed) commit added past the current offset."""
-        self._entries = self.reader.segments(self.offset)
+        self._entries = self.reader.segments(self.offset, self.stop)
         self._exhausted = False
         self.lost = None
         self._fill()
@@ -62,7 +66,7 @@ class ArchiveCursor:
                 return None
             entry, future = self._pending.popleft()
             self._batches.extend(batch for batch in future.result() if batch.num_rows)
-            self._batches_end = entry.end
+            self._batches_end = entry.end if self.stop is None else min(entry.end, self.stop)
             self._fill()
             if not self._batches:  # the slice of this segment from the offset on was empty
                 self.offset = self._batches_end
@@ -89,7 +93,8 @@ class ArchiveCursor:
                 self.lost = entry
                 return
             start = self.offset if self.offset > entry.base else None
-            self._pending.append((entry, self._executor.submit(self._read, entry, start)))
+            stop = self.stop if self.stop is not None and self.stop < entry.end else None
+            self._pending.append((entry, self._executor.submit(self._read, entry, start, stop)))
 
-    def _read(self, entry: Entry, start: int | None) -> list[pa.RecordBatch]:
-        return self.reader.read_segment(entry, start=start).to_batches()
+    def _read(self, entry: Entry, start: int | None, stop: int | None) -> list[pa.RecordBatch]:
+        return self.reader.read_segment(entry, start=start, stop=stop).to_batches()

@@ -291,14 +291,12 @@ def test_two_group_members_rebalance_without_losing_or_doubling(world):
         while not (ended == set(range(MAIN_PARTITIONS)) and all(assignments)):
             assert time.monotonic() < deadline, f"rebalance did not settle: {assignments}, ended {ended}"
             for index, member in enumerate(members):
-                message = member.poll(0.2)
-                if message is None:
-                    continue
-                if message.error() is None:
-                    consumed.append((message.partition(), message.offset()))
-                    ended.discard(message.partition())
-                elif message.partition() in assignments[index]:
-                    ended.add(message.partition())
+                for message in member.consume(50, 0.05):
+                    if message.error() is None:
+                        consumed.append((message.partition(), message.offset()))
+                        ended.discard(message.partition())
+                    elif message.partition() in assignments[index]:
+                        ended.add(message.partition())
         everything = {(p, o) for p in range(MAIN_PARTITIONS) for o in world.offsets(world.main, p)}
         return sorted(len(a) for a in assignments), set(consumed) == everything, len(consumed) - len(set(consumed))
 
