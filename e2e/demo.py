@@ -1,7 +1,10 @@
 """``make demo``: Pyrostore's main job end to end on the local stack, narrated step by step.
 
 Starts real servers (built and cached on first run), creates a topic and produces records, archives the topic
-into S3 (MinIO) with the archiver, and shows the archive with ``pyrostore ls``, ``cat`` and ``verify``.
+into S3 (MinIO) with the archiver, and shows the archive with ``pyrostore ls``, ``cat`` and ``verify``. Then
+deletes the head of the topic from Kafka, produces a live tail, and reads the whole topic from offset 0 with
+``pyrostore.Consumer`` (history from the archive, the tail from Kafka); and ends by replaying a range of the
+archived history into a new topic with ``pyrostore replay``.
 """
 
 from __future__ import annotations
@@ -13,16 +16,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from rich.console import Console
+from rich.table import Table
 
+import pyrostore as pyrostore_package
 from e2e.stack import ServerFailed, Stack
 
 console = Console()
 TOPIC = "demo-orders"
 PARTITIONS = 3
 RECORDS = 3000
+TAIL = 600  # produced after the head is deleted from Kafka, never archived
+REPLAY_TOPIC = "demo-orders-replayed"
+REPLAY_FROM, REPLAY_TO = 200, 700  # offsets replayed from every partition (the range is partly deleted from Kafka)
+
+Sent = dict[int, list[tuple[bytes, bytes]]]  # partition -> (key, value) at each offset, offsets from 0
 
 
 def step(title: str) -> None:
@@ -30,43 +40,131 @@ def step(title: str) -> None:
     console.rule(f"[bold]{title}")
 
 
-def produce(bootstrap: str) -> None:
-    """Create the demo topic and produce RECORDS keyed records across its partitions."""
+def check(condition: bool, failure: str) -> None:
+    """Stop the demo (exit code 1) with ``failure`` unless ``condition`` holds."""
+    if not condition:
+        raise RuntimeError(failure)
+
+
+def create_topic(bootstrap: str) -> None:
+    """Create the demo topic."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])[TOPIC].result(timeout=30)
+
+
+def produce(bootstrap: str, first: int, count: int, sent: Sent) -> None:
+    """Produce ``count`` keyed records (orders ``first``...) across the topic, noting each one's offset in ``sent``."""
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
-    for i in range(RECORDS):
+    delivered: list[tuple[int, int, bytes, bytes]] = []
+
+    def on_delivery(error, msg) -> None:
+        check(error is None, f"produce failed: {error}")
+        delivered.append((msg.partition(), msg.offset(), msg.key(), msg.value()))
+
+    for i in range(first, first + count):
         value = f'{{"order": {i}, "amount": {(i * 37) % 1000}}}'.encode()
-        producer.produce(TOPIC, value, key=f"customer-{i % 50}".encode(), headers=[("source", b"demo")])
-    producer.flush(30)
-    console.print(f"produced [bold]{RECORDS}[/] records to [cyan]{TOPIC}[/] ({PARTITIONS} partitions)")
+        key = f"customer-{i % 50}".encode()
+        producer.produce(TOPIC, value, key=key, headers=[("source", b"demo")], on_delivery=on_delivery)
+    check(producer.flush(30) == 0, "the producer did not deliver every record within 30 s")
+    check(len(delivered) == count, f"{len(delivered)} of {count} records delivered")
+    for partition, offset, key, value in sorted(delivered):
+        records = sent.setdefault(partition, [])
+        check(offset == len(records), f"partition {partition}: offset {offset} follows {len(records)} records")
+        records.append((key, value))
 
 
-def consume_all(bootstrap: str) -> dict[int, int]:
-    """Read the topic from the beginning to its end; return the record count per partition."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "demo-reader", "enable.partition.eof": True})
-    consumer.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
-    counts = dict.fromkeys(range(PARTITIONS), 0)
+def consume_all(bootstrap: str, topic: str = TOPIC) -> Sent:
+    """Read ``topic`` from the beginning to its end with a plain Kafka consumer; return each partition's records."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "demo-reader",
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    partitions = len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    records: Sent = {p: [] for p in range(partitions)}
     done: set[int] = set()
-    while len(done) < PARTITIONS:
+    while len(done) < partitions:
         msg = consumer.poll(10)
-        if msg is None:
-            raise RuntimeError("no record within 10 s")
+        check(msg is not None, "no record within 10 s")
         if msg.error():
+            check(msg.error().code() == KafkaError._PARTITION_EOF, f"Kafka error: {msg.error()}")
             done.add(msg.partition())
             continue
-        counts[msg.partition()] += 1
+        records[msg.partition()].append((msg.key(), msg.value()))
     consumer.close()
-    return counts
+    return records
 
 
-def pyrostore(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
-    """Run the ``pyrostore`` command, echoing it and its output."""
+def watermarks(bootstrap: str) -> dict[int, tuple[int, int]]:
+    """Kafka's low and high watermark of each partition of the topic, asked of the broker."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "demo-watermarks"})
+    marks = {p: consumer.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10) for p in range(PARTITIONS)}
+    consumer.close()
+    return marks
+
+
+def delete_head(bootstrap: str, sent: Sent) -> dict[int, int]:
+    """Delete the first half of every partition from Kafka; return each partition's new low watermark."""
+    cut = {p: len(records) // 2 for p, records in sent.items()}
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # referenced until its futures resolve
+    futures = admin.delete_records([TopicPartition(TOPIC, p, offset) for p, offset in cut.items()])
+    lows = {tp.partition: future.result(timeout=30).low_watermark for tp, future in futures.items()}
+    check(lows == cut, f"Kafka's low watermarks are {lows}, expected {cut}")
+    return lows
+
+
+def read_with_pyrostore(bootstrap: str, s3, url: str, sent: Sent) -> dict[str, int]:
+    """Read the whole topic from offset 0 with ``pyrostore.Consumer``, checking every record arrives once, in
+    order and unchanged; return its ``source_counts()``."""
+    consumer = pyrostore_package.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "demo-pyrostore",
+            "enable.partition.eof": True,
+            "pyrostore.store.url": url,
+            "pyrostore.store.endpoint_url": s3.endpoint,
+            "pyrostore.store.access_key_id": s3.access_key,
+            "pyrostore.store.secret_access_key": s3.secret_key,
+            "pyrostore.store.region": s3.region,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
+        next_offset = dict.fromkeys(range(PARTITIONS), 0)
+        done: set[int] = set()
+        deadline = time.monotonic() + 60
+        while len(done) < PARTITIONS:
+            check(time.monotonic() < deadline, f"pyrostore.Consumer did not reach the end within 60 s: {next_offset}")
+            msg = consumer.poll(1)
+            if msg is None:
+                continue
+            p = msg.partition()
+            if msg.error():
+                check(msg.error().code() == KafkaError._PARTITION_EOF, f"pyrostore.Consumer error: {msg.error()}")
+                check(msg.offset() == next_offset[p], f"partition {p}: end at {msg.offset()}, read to {next_offset[p]}")
+                if next_offset[p] == len(sent[p]):
+                    done.add(p)
+                continue
+            offset = next_offset[p]
+            check(msg.offset() == offset, f"partition {p}: offset {msg.offset()} where {offset} was due")
+            check((msg.key(), msg.value()) == sent[p][offset], f"partition {p} offset {offset}: wrong record")
+            next_offset[p] = offset + 1
+        return consumer.source_counts()
+    finally:
+        consumer.close()
+
+
+def pyrostore(*args: str, env: dict[str, str], check: bool = True, log: bool = False) -> subprocess.CompletedProcess:
+    """Run the ``pyrostore`` command, echoing it and its output (and its log on stderr with ``log`` or failure)."""
     console.print(f"[dim]$ pyrostore {' '.join(args)}[/]", highlight=False)
     command = [sys.executable, "-m", "pyrostore", *args]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env})
     sys.stdout.write(result.stdout)
-    sys.stderr.write(result.stderr[-2000:] if result.returncode else "")
+    sys.stderr.write(result.stderr[-2000:] if result.returncode or log else "")
     if check and result.returncode != 0:
         raise RuntimeError(f"pyrostore {args[0]} failed with exit code {result.returncode}")
     return result
@@ -121,14 +219,16 @@ def run(workdir: Path) -> None:
         console.print(f"Kafka (KRaft) at [cyan]{kafka.bootstrap}[/] in {time.monotonic() - started:.1f}s")
 
         step("2. Produce to a topic")
-        produce(kafka.bootstrap)
+        create_topic(kafka.bootstrap)
+        sent: Sent = {}
+        produce(kafka.bootstrap, 0, RECORDS, sent)
+        console.print(f"produced [bold]{RECORDS}[/] records to [cyan]{TOPIC}[/] ({PARTITIONS} partitions)")
 
         step("3. Read it back from Kafka")
-        counts = consume_all(kafka.bootstrap)
-        for partition, count in counts.items():
-            console.print(f"partition {partition}: {count} records")
-        if sum(counts.values()) != RECORDS:
-            raise RuntimeError(f"read {sum(counts.values())} records, expected {RECORDS}")
+        records = consume_all(kafka.bootstrap)
+        for partition, read in records.items():
+            console.print(f"partition {partition}: {len(read)} records")
+        check(records == sent, f"read {sum(map(len, records.values()))} records, expected the {RECORDS} produced")
         console.print(f"[green]all {RECORDS} records read back[/]")
 
         step("4. Archive the topic into S3 (MinIO) with the archiver")
@@ -142,6 +242,38 @@ def run(workdir: Path) -> None:
         pyrostore("cat", url, TOPIC, "-p", "0", "-n", "3", *flags, env=env)
         pyrostore("cat", url, TOPIC, "-p", "1", "--from-offset", "500", "-n", "1", "--format", "jsonl", *flags, env=env)
         pyrostore("verify", url, *flags, env=env)
+
+        step("6. Delete the head of the topic from Kafka, then produce a live tail")
+        lows = delete_head(kafka.bootstrap, sent)
+        archived = {p: len(records) for p, records in sent.items()}
+        produce(kafka.bootstrap, RECORDS, TAIL, sent)
+        table = Table("partition", "archived offsets", "Kafka low watermark", "Kafka high watermark")
+        for partition, (low, high) in watermarks(kafka.bootstrap).items():
+            check(low == lows[partition], f"partition {partition}: Kafka's low watermark is {low}")
+            table.add_row(str(partition), f"0..{archived[partition] - 1}", str(low), str(high))
+        console.print(table)
+        console.print(f"deleted {sum(lows.values())} records from Kafka; produced {TAIL} more, not archived")
+
+        step("7. Read the whole topic from offset 0 with pyrostore.Consumer")
+        counts = read_with_pyrostore(kafka.bootstrap, s3, url, sent)
+        table = Table("side", "records")
+        for side, count in counts.items():
+            table.add_row(side, str(count))
+        console.print(table)
+        check(counts == {"archive": RECORDS, "kafka": TAIL}, f"expected {RECORDS} from the archive, {TAIL} from Kafka")
+        console.print(f"[green]all {RECORDS + TAIL} records read once, in order, from offset 0[/]")
+
+        step("8. Replay part of the history into a new topic")
+        replay = ["replay", "--store", url, *flags, "-t", TOPIC, "--to-topic", REPLAY_TOPIC, "-b", kafka.bootstrap]
+        replay += ["--from-offset", str(REPLAY_FROM), "--to-offset", str(REPLAY_TO)]
+        pyrostore(*replay, "--dry-run", env=env)
+        pyrostore(*replay, "--create-topic", "--log-format", "text", env=env, log=True)
+        replayed = consume_all(kafka.bootstrap, REPLAY_TOPIC)
+        for partition, read in replayed.items():
+            console.print(f"{REPLAY_TOPIC} partition {partition}: {len(read)} records")
+        expected = {p: records[REPLAY_FROM:REPLAY_TO] for p, records in sent.items()}
+        check(replayed == expected, f"{REPLAY_TOPIC} does not hold offsets {REPLAY_FROM}..{REPLAY_TO - 1}")
+        console.print(f"[green]offsets {REPLAY_FROM}..{REPLAY_TO - 1} of every partition replayed, as archived[/]")
     finally:
         stack.stop()
 
