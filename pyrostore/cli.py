@@ -41,6 +41,7 @@ err = Console(stderr=True, soft_wrap=True)
 StoreOptions = Annotated[
     list[str] | None, typer.Option("-o", "--store-option", help="store option key=value (repeatable)")
 ]
+LogFormat = Annotated[str, typer.Option(help="auto, text or json")]
 
 
 def parse_pairs(pairs: list[str] | None, option: str = "--store-option") -> dict[str, str]:
@@ -277,7 +278,7 @@ def archive(
         bool, typer.Option(help="record offsets Kafka deleted before they were archived, instead of stopping")
     ] = False,
     shutdown_grace: Annotated[str, typer.Option(help="time to commit open segments on SIGTERM")] = "25s",
-    log_format: Annotated[str, typer.Option(help="auto, text or json")] = "auto",
+    log_format: LogFormat = "auto",
     x: KafkaProperties = None,
     kafka_properties_file: KafkaPropertiesFile = None,
     store_option: StoreOptions = None,
@@ -315,7 +316,7 @@ def operator(
     liveness: Annotated[
         str | None, typer.Option(help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
     ] = None,
-    log_format: Annotated[str, typer.Option(help="auto, text or json")] = "auto",
+    log_format: LogFormat = "auto",
 ) -> None:
     """Run the Kubernetes operator for TopicArchive and ReplayJob resources (settings from PYROSTORE_* variables)."""
     from pyrostore.operator.runner import run
@@ -370,7 +371,7 @@ def replay(
         str, typer.Option(help="compacted topic holding replay checkpoints")
     ] = DEFAULT_CHECKPOINT_TOPIC,
     checkpoint_interval: Annotated[str, typer.Option(help="time between checkpoints (and transactions)")] = "1s",
-    log_format: Annotated[str, typer.Option(help="auto, text or json")] = "auto",
+    log_format: LogFormat = "auto",
     x: KafkaProperties = None,
     kafka_properties_file: KafkaPropertiesFile = None,
     store_option: StoreOptions = None,

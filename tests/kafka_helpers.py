@@ -84,6 +84,34 @@ def produce_numbered(bootstrap: str, topic: str, count: int, partitions: int = 1
     assert producer.flush(30) == 0
 
 
+# A topic whose log cleaner compacts within seconds.
+COMPACTED = {
+    "cleanup.policy": "compact",
+    "segment.ms": "100",
+    "min.cleanable.dirty.ratio": "0.01",
+    "min.compaction.lag.ms": "0",
+    "delete.retention.ms": "100",
+}
+
+
+def fill_compacted(bootstrap: str, topic: str) -> None:
+    """Write 6 rounds of 10 keys to a :data:`COMPACTED` topic and wait until compaction left offset gaps."""
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for round_ in range(6):
+        for key in range(10):
+            producer.produce(topic, b"round %d" % round_, b"key-%d" % key)
+        producer.flush(30)
+        time.sleep(0.3)  # let the active segment age past segment.ms, so the next write rolls it
+
+    def compacted() -> bool:
+        producer.produce(topic, b"tick", b"tick")
+        producer.flush(30)
+        offsets = [row[0] for row in kafka_rows(bootstrap, topic, 1)[0]]
+        return len(offsets) < offsets[-1] + 1
+
+    wait_for(compacted, timeout=90, what="Kafka's log cleaner to compact the topic", interval=1.0)
+
+
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
     """Poll ``condition`` until true; fail the test naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -92,35 +120,17 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
         time.sleep(interval)
 
 
-class ArchiverProcess:
-    """``pyrostore archive`` as a child process, with its log in a file."""
+class ChildProcess:
+    """A ``pyrostore`` command as a child process that a test may kill, with its output in a log file."""
 
-    def __init__(
-        self, bootstrap: str, topic: str, store: str, log: Path, *extra: str, env: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.args = args
         self.log = log
         self.env = {**os.environ, **(env or {})}
-        self.args = [
-            sys.executable,
-            "-m",
-            "pyrostore",
-            "archive",
-            "-b",
-            bootstrap,
-            "-t",
-            topic,
-            "--store",
-            store,
-            "--segment-age",
-            "1s",
-            "--log-format",
-            "json",
-            *extra,
-        ]
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> ArchiverProcess:
-        """Start (or restart) the archiver."""
+    def start(self) -> ChildProcess:
+        """Start (or restart) the process."""
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, env=self.env)
         return self
@@ -140,8 +150,18 @@ class ArchiverProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def log_text(self) -> str:
-        """Everything the archiver logged so far."""
+        """Everything the process logged so far."""
         return self.log.read_text(errors="replace")
+
+
+class ArchiverProcess(ChildProcess):
+    """``pyrostore archive`` as a child process (segments roll after 1 s, logs as JSON)."""
+
+    def __init__(
+        self, bootstrap: str, topic: str, store: str, log: Path, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
+        args = [sys.executable, "-m", "pyrostore", "archive", "-b", bootstrap, "-t", topic, "--store", store]
+        super().__init__([*args, "--segment-age", "1s", "--log-format", "json", *extra], log, env)
 
 
 def archive_until_caught_up(archiver: ArchiverProcess, topic: str, partitions: int, expected: dict, **options) -> None:

@@ -6,12 +6,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 from pyrostore.index.writer import PartitionWriter
 from pyrostore.segment import encode_segment, records_to_table
 from pyrostore.store import open_store
-from tests.kafka_helpers import ArchiverProcess
+from tests.kafka_helpers import ChildProcess
 
 KEEP_FOREVER = {"retention.ms": "-1"}
 """Target topic configuration for tests: replayed records keep old timestamps, which time retention deletes."""
@@ -83,13 +82,8 @@ def run_replay(bootstrap: str, store: str, topic: str, to_topic: str, *extra: st
     return subprocess.run(args, capture_output=True, text=True, timeout=300, env={**os.environ})
 
 
-class ReplayProcess(ArchiverProcess):
-    """``pyrostore replay`` as a child process that a test may kill (started, killed and logged as the archiver)."""
-
-    def __init__(self, args: list[str], log: Path) -> None:
-        self.args = args
-        self.log = log
-        self.proc: subprocess.Popen | None = None
+class ReplayProcess(ChildProcess):
+    """``pyrostore replay`` as a child process that a test may kill."""
 
     def wait(self, timeout: float = 300) -> int:
         """Wait for the exit code."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 import uuid
 
 from confluent_kafka import Producer
@@ -11,7 +10,14 @@ from confluent_kafka import Producer
 from pyrostore.index.tree import NodeStore
 from pyrostore.store import open_store
 from pyrostore.verify import verify_partition
-from tests.kafka_helpers import ArchiverProcess, archive_rows, archive_until_caught_up, kafka_rows, wait_for
+from tests.kafka_helpers import (
+    COMPACTED,
+    ArchiverProcess,
+    archive_rows,
+    archive_until_caught_up,
+    fill_compacted,
+    kafka_rows,
+)
 
 
 def _archive_and_compare(kafka, topic: str, partitions: int, tmp_path) -> dict[int, list]:
@@ -89,30 +95,8 @@ def test_log_append_time_topic(kafka, new_topic, tmp_path):
 
 
 def test_compacted_topic_keeps_its_gaps(kafka, new_topic, tmp_path):
-    topic = new_topic(
-        partitions=1,
-        config={
-            "cleanup.policy": "compact",
-            "segment.ms": "100",
-            "min.cleanable.dirty.ratio": "0.01",
-            "min.compaction.lag.ms": "0",
-            "delete.retention.ms": "100",
-        },
-    )
-    producer = Producer({"bootstrap.servers": kafka.bootstrap})
-    for round_ in range(6):
-        for key in range(10):
-            producer.produce(topic, b"round %d" % round_, b"key-%d" % key)
-        producer.flush(30)
-        time.sleep(0.3)  # let the active segment age past segment.ms, so the next write rolls it
-
-    def compacted() -> bool:
-        producer.produce(topic, b"tick", b"tick")
-        producer.flush(30)
-        offsets = [row[0] for row in kafka_rows(kafka.bootstrap, topic, 1)[0]]
-        return len(offsets) < offsets[-1] + 1
-
-    wait_for(compacted, timeout=90, what="Kafka's log cleaner to compact the topic", interval=1.0)
+    topic = new_topic(partitions=1, config=COMPACTED)
+    fill_compacted(kafka.bootstrap, topic)
     rows = _archive_and_compare(kafka, topic, 1, tmp_path)
     offsets = [row[0] for row in rows[0]]
     assert len(offsets) < offsets[-1] + 1  # the archive holds the same gaps

@@ -24,7 +24,7 @@ from confluent_kafka import (
 )
 
 from tests.consumer_helpers import EOF, KINDS, S3Archive, consumer_factory, create_topic, read_to_end, take, view
-from tests.kafka_helpers import kafka_rows, wait_for
+from tests.kafka_helpers import COMPACTED, fill_compacted, wait_for
 
 # Recent: with timestamps older than the topic's retention.ms, Kafka would delete the history under the test.
 BASE_TS = (int(time.time()) - 3600) * 1000
@@ -66,23 +66,6 @@ def _fill_main(bootstrap: str, topic: str) -> None:
     assert producer.flush(30) == 0
 
 
-def _fill_compacted(bootstrap: str, topic: str) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap})
-    for round_ in range(6):
-        for key in range(10):
-            producer.produce(topic, b"round %d" % round_, b"key-%d" % key)
-        producer.flush(30)
-        time.sleep(0.3)  # let the active segment age past segment.ms, so the next write rolls it
-
-    def compacted() -> bool:
-        producer.produce(topic, b"tick", b"tick")
-        producer.flush(30)
-        offsets = [row[0] for row in kafka_rows(bootstrap, topic, 1)[0]]
-        return len(offsets) < offsets[-1] + 1
-
-    wait_for(compacted, timeout=90, what="Kafka's log cleaner to compact the topic", interval=1.0)
-
-
 def _fill_txn(bootstrap: str, topic: str) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"tx-{uuid.uuid4().hex}"})
     producer.init_transactions(30)
@@ -102,20 +85,10 @@ def world(kafka, s3_server, tmp_path_factory) -> World:
     logs = tmp_path_factory.mktemp("archivers")
     archive = S3Archive(s3_server)
     main = create_topic(kafka.bootstrap, MAIN_PARTITIONS)
-    compacted = create_topic(
-        kafka.bootstrap,
-        1,
-        {
-            "cleanup.policy": "compact",
-            "segment.ms": "100",
-            "min.cleanable.dirty.ratio": "0.01",
-            "min.compaction.lag.ms": "0",
-            "delete.retention.ms": "100",
-        },
-    )
+    compacted = create_topic(kafka.bootstrap, 1, COMPACTED)
     txn = create_topic(kafka.bootstrap, 1)
     _fill_main(kafka.bootstrap, main)
-    _fill_compacted(kafka.bootstrap, compacted)
+    fill_compacted(kafka.bootstrap, compacted)
     _fill_txn(kafka.bootstrap, txn)
     rows = {
         topic: archive.archive(kafka.bootstrap, topic, partitions, logs / f"{topic}.log")
