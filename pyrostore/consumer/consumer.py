@@ -162,7 +162,7 @@ class Consumer:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return []
-            self._fill(remaining if remaining is not None else 1.0, max_records, messages=False)
+            self._fill(remaining if remaining is not None else 1.0, chunk=0)
 
     def _ready_batches(self, max_records: int) -> list[pa.RecordBatch]:
         batches: list[pa.RecordBatch] = []
@@ -190,9 +190,10 @@ class Consumer:
                 count += batch.num_rows
         return batches
 
-    def _fill(self, wait: float, chunk: int = _CHUNK, messages: bool = True) -> None:
-        """One round of fetching: archived records that are ready, the inner consumer, then a short wait."""
-        self._advance_archive(chunk if messages else 0)
+    def _fill(self, wait: float, chunk: int = _CHUNK) -> None:
+        """One round of fetching: archived records that are ready (``chunk`` per partition made into Messages; 0
+        leaves them as batches), the inner consumer, then a short wait."""
+        self._advance_archive(chunk)
         now = time.monotonic()
         reading = [s for s in self._archive_states() if not s.cursor.ready()]
         if self._ready or any(s.cursor.ready() for s in self._archive_states()):
@@ -368,9 +369,16 @@ class Consumer:
         reader = self._reader(state)
         if reader is None:
             return Extent(None, None)
-        start, next_offset = reader.start_offset, reader.next_offset
-        entry = reader.find(offset) if offset is not None and start <= offset < next_offset else None
-        return Extent(start, next_offset, lost=((entry.base, entry.end),) if entry and entry.lost else ())
+        lost = self._lost_at(reader, offset) if offset is not None else ()
+        return Extent(reader.start_offset, reader.next_offset, lost=lost)
+
+    @staticmethod
+    def _lost_at(reader: PartitionArchive | None, offset: int) -> tuple[tuple[int, int], ...]:
+        """The range recorded as lost that holds ``offset``, if any, as :class:`Extent` takes it."""
+        if reader is None or not reader.start_offset <= offset < reader.next_offset:
+            return ()
+        entry = reader.find(offset)
+        return ((entry.base, entry.end),) if entry is not None and entry.lost else ()
 
     def _with_kafka(self, state: _Partition, extent: Extent, timeout: float | None = None) -> Extent:
         """``extent`` with Kafka's watermarks (unchanged in archive-only mode)."""
@@ -439,28 +447,34 @@ class Consumer:
                 )
             )
 
-    def _start_offsets(self, partitions: list[TopicPartition]) -> dict[Key, int | None]:
-        """Concrete start offsets for assigned partitions (None: no committed offset and auto.offset.reset=error)."""
+    def _starts(self, partitions: list[TopicPartition]) -> dict[Key, Decision | None]:
+        """Where each partition starts and which source serves it (None: no committed offset and
+        auto.offset.reset=error). Logical offsets are resolved with one look at each side, reused to decide."""
         stored = [tp for tp in partitions if tp.offset in (OFFSET_STORED, OFFSET_INVALID)]
         committed = {_key_of(tp): tp.offset for tp in self._committed_or_none(stored)} if stored else {}
-        starts: dict[Key, int | None] = {}
+        starts: dict[Key, Decision | None] = {}
         for tp in partitions:
-            key = _key_of(tp)
-            offset = tp.offset
+            key, state, offset = _key_of(tp), self._partitions[_key_of(tp)], tp.offset
             if offset in (OFFSET_STORED, OFFSET_INVALID):
                 offset = committed.get(key, OFFSET_INVALID)
                 if offset < 0 and self._settings.auto_offset_reset == "error":
                     starts[key] = None
                     continue
                 offset = OFFSET_STORED
-            starts[key] = self._resolve(self._partitions[key], offset, committed.get(key))
+            if offset >= 0:
+                starts[key] = self._decide(state, offset)
+                continue
+            extent = self._with_kafka(state, self._extent(state))
+            offset = resolve(offset, extent, self._mode, committed.get(key), self._settings.auto_offset_reset)
+            starts[key] = decide(offset, replace(extent, lost=self._lost_at(state.reader, offset)), self._mode)
         return starts
 
-    def _resolve(self, state: _Partition, offset: int, committed: int | None = None) -> int:
+    def _resolve(self, state: _Partition, offset: int) -> int:
+        """A concrete offset for a logical one (beginning or end)."""
         if offset >= 0:
             return offset
         extent = self._with_kafka(state, self._extent(state))
-        return resolve(offset, extent, self._mode, committed, self._settings.auto_offset_reset)
+        return resolve(offset, extent, self._mode, None, self._settings.auto_offset_reset)
 
     def _committed_or_none(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         if self._inner is None or "group.id" not in self._settings.kafka:
@@ -508,34 +522,25 @@ class Consumer:
     def _add(self, partitions: list[TopicPartition], incremental: bool) -> None:
         for tp in partitions:
             self._partitions[_key_of(tp)] = _Partition(tp.topic, tp.partition)
-        starts = self._start_offsets(partitions)
-        decisions = {
-            key: self._decide(self._partitions[key], offset) for key, offset in starts.items() if offset is not None
-        }
+        starts = self._starts(partitions)
         if self._inner is not None:
+            from_kafka = {key for key, d in starts.items() if d is not None and d.source is Source.KAFKA}
             inner = [
-                TopicPartition(
-                    t, p, d.offset if d.source is Source.KAFKA else self._crossover_guess(self._partitions[(t, p)])
-                )
-                for (t, p), d in decisions.items()
+                TopicPartition(*key, d.offset if key in from_kafka else self._crossover_guess(self._partitions[key]))
+                for key, d in starts.items()
             ]
-            inner += [TopicPartition(t, p, OFFSET_END) for (t, p), offset in starts.items() if offset is None]
             self._rebalance_assigned = True
             (self._inner.incremental_assign if incremental else self._inner.assign)(inner)
-            elsewhere = [
-                tp
-                for tp in inner
-                if decisions.get(_key_of(tp)) is None or decisions[_key_of(tp)].source is not Source.KAFKA
-            ]
+            elsewhere = [tp for tp in inner if _key_of(tp) not in from_kafka]
             if elsewhere:
                 self._inner.pause(elsewhere)
-        for key, offset in starts.items():
+        for key, decision in starts.items():
             state = self._partitions[key]
-            if offset is None:
+            if decision is None:
                 self._no_start(state)
             else:
-                state.next = offset
-                self._apply(state, decisions[key], inner_assigned=False)
+                state.next = decision.offset
+                self._apply(state, decision, inner_assigned=False)
 
     def _no_start(self, state: _Partition) -> None:
         state.drop_cursor()
@@ -633,12 +638,12 @@ class Consumer:
         self._purge({state.key})
         state.position = OFFSET_INVALID
         state.eof_sent = False
-        offset = self._start_offsets([partition])[state.key]
-        if offset is None:
+        decision = self._starts([partition])[state.key]
+        if decision is None:
             self._no_start(state)
         else:
-            state.next = offset
-            self._route(state, offset)
+            state.next = decision.offset
+            self._apply(state, decision)
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         """After the last message handed out of each partition (OFFSET_INVALID before any, or after a seek)."""
