@@ -84,6 +84,17 @@ def produce_numbered(bootstrap: str, topic: str, count: int, partitions: int = 1
     assert producer.flush(30) == 0
 
 
+# (key, value) pairs an archive must tell apart: null against empty, and binary bytes.
+EDGE_CASES = [
+    (None, b"null key"),
+    (b"tombstone", None),
+    (b"empty value", b""),
+    (b"", b"empty key"),
+    (bytes(range(256)), bytes(reversed(range(256)))),
+]
+# Headers keep their order, repeated keys, null and empty values.
+EDGE_HEADERS = [("h", b"1"), ("h", None), ("other", b""), ("h", b"\x00\xff")]
+
 # A topic whose log cleaner compacts within seconds.
 COMPACTED = {
     "cleanup.policy": "compact",

@@ -10,7 +10,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from pyrostore.replay import ReplayOptions, plan_replay, replay_progress
-from tests.kafka_helpers import ArchiverProcess, archive_rows, kafka_rows, wait_for
+from tests.kafka_helpers import EDGE_CASES, EDGE_HEADERS, ArchiverProcess, archive_rows, kafka_rows, wait_for
 from tests.replay_helpers import (
     KEEP_FOREVER,
     as_kafka_row,
@@ -25,17 +25,10 @@ from tests.replay_helpers import (
 def test_preserve_mode_replays_a_whole_archived_topic_record_for_record(kafka, new_topic, tmp_path):
     source = new_topic(partitions=3, config=KEEP_FOREVER)
     producer = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 5})
-    cases = [
-        (None, b"null key"),
-        (b"tombstone", None),
-        (b"empty value", b""),
-        (b"", b"empty key"),
-        (bytes(range(256)), bytes(reversed(range(256)))),
-    ]
-    headers = [("h", b"1"), ("h", None), ("other", b""), ("h", b"\x00\xff")]
     for round_ in range(40):
-        for i, (key, value) in enumerate(cases):
-            producer.produce(source, value, key, partition=(round_ + i) % 3, headers=headers if i % 2 else None)
+        for i, (key, value) in enumerate(EDGE_CASES):
+            headers = EDGE_HEADERS if i % 2 else None
+            producer.produce(source, value, key, partition=(round_ + i) % 3, headers=headers)
         producer.produce(source, b"stamped", b"t", partition=round_ % 3, timestamp=1_600_000_000_000 - round_ * 1000)
     assert producer.flush(60) == 0
     expected = kafka_rows(kafka.bootstrap, source, 3)
