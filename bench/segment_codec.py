@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pyrostore.segment import SegmentBuilder, decode_segment, encode_segment
+from pyrostore.segment import decode_segment, encode_segment, records_to_table
 
 VALUE_BYTES = 1024
 TOKEN_BYTES = 130
@@ -35,7 +35,7 @@ def make_table(mb: int, seed: int = 1) -> pa.Table:
     # A pool of text fragments plus a random token per value: compresses 3-4x with zstd, as event JSON does.
     notes = [" ".join(rnd.choices(WORDS, k=12)) for _ in range(512)]
     items = [f'{{"sku": "SKU-{n:05d}", "qty": {n % 7 + 1}, "price": {n % 9000 / 100:.2f}}}' for n in range(4096)]
-    builder = SegmentBuilder()
+    records = []
     offset, timestamp = 1_000_000, 1_700_000_000_000
     for _ in range(mb * 1024 * 1024 // VALUE_BYTES):
         user = rnd.randrange(100_000)
@@ -47,10 +47,10 @@ def make_table(mb: int, seed: int = 1) -> pa.Table:
         body = ", ".join(rnd.choices(items, k=12))
         value = (head + body)[: VALUE_BYTES - 2].ljust(VALUE_BYTES - 2) + "]}"
         headers = [("trace-id", rnd.randbytes(16).hex().encode())] if user % 4 == 0 else None
-        builder.append(offset, timestamp, 0, b"user-%d" % user, value.encode(), headers, 7)
+        records.append((offset, timestamp, 0, b"user-%d" % user, value.encode(), headers, 7))
         offset += 1 if rnd.random() < 0.99 else 3  # a few transaction markers leave gaps
         timestamp += rnd.randrange(0, 3)
-    return builder.to_table()
+    return records_to_table(records)
 
 
 def best_of(runs: int, *actions: Callable[[], object]) -> list[float]:

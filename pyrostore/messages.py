@@ -6,13 +6,17 @@ batches of the segment schema for :meth:`pyrostore.Consumer.consume_batches`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from confluent_kafka import KafkaError, Message
 
 from pyrostore.archive import batch_columns
-from pyrostore.segment import SegmentBuilder
+from pyrostore.segment import table_of_columns
+
+# Fixed Arrow bytes per record: offset, timestamp, type, epoch, and three 4-byte list/binary offsets.
+_ROW_BYTES = 8 + 8 + 1 + 4 + 12
 
 
 def messages_of(batch: pa.RecordBatch, topic: str, partition: int) -> list[Message]:
@@ -41,26 +45,63 @@ def messages_of(batch: pa.RecordBatch, topic: str, partition: int) -> list[Messa
     ]
 
 
-def append_message(builder: SegmentBuilder, message: Message) -> None:
-    """Add a Kafka message to a segment builder (confluent_kafka's timestamp types 1/2 become the archive's 0/1)."""
-    timestamp_type, timestamp = message.timestamp()
-    builder.append(
-        message.offset(),
-        timestamp,
-        timestamp_type - 1,
-        message.key(),
-        message.value(),
-        message.headers(),
-        message.leader_epoch(),
-    )
+class MessageColumns:
+    """Kafka messages of one partition, kept column by column until they become a segment table.
+
+    :meth:`add` takes whole lists of messages and reads each field with a C-level ``map``: the archiver passes
+    every record it reads through here, so this is its per-record cost. The messages themselves are not kept:
+    millions of live Message objects would make Python's garbage collector walk them again and again.
+    """
+
+    __slots__ = ("_epochs", "_headers", "_keys", "_offsets", "_timestamps", "_types", "_values", "approx_bytes")
+
+    def __init__(self) -> None:
+        self.approx_bytes = 0
+        """About how many bytes the records take as Arrow columns."""
+        self._offsets: list[int] = []
+        self._timestamps: list[int] = []
+        self._types: list[int] = []  # confluent_kafka's: 0 none, 1 CreateTime, 2 LogAppendTime
+        self._keys: list[bytes | None] = []
+        self._values: list[bytes | None] = []
+        self._headers: list[list[tuple[str, bytes | None]] | None] = []
+        self._epochs: list[int | None] = []
+
+    def add(self, messages: Sequence[Message]) -> None:
+        """Append records (no events), in order."""
+        if not messages:
+            return
+        types, timestamps = zip(*map(Message.timestamp, messages), strict=True)
+        keys = list(map(Message.key, messages))
+        headers = list(map(Message.headers, messages))
+        self._offsets += map(Message.offset, messages)
+        self._timestamps += timestamps
+        self._types += types
+        self._keys += keys
+        self._values += map(Message.value, messages)
+        self._headers += headers
+        self._epochs += map(Message.leader_epoch, messages)
+        size = _ROW_BYTES * len(messages) + sum(map(len, messages))  # a Message's len() is its value's
+        size += sum(map(len, filter(None, keys)))
+        for pairs in filter(None, headers):
+            size += sum(8 + len(key) + len(value or b"") for key, value in pairs)
+        self.approx_bytes += size
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def to_table(self) -> pa.Table:
+        """The records as a segment table; confluent_kafka's timestamp types 1/2 become the archive's 0/1."""
+        types = pc.subtract(pa.array(self._types, pa.int8()), pa.scalar(1, pa.int8()))
+        return table_of_columns(
+            self._offsets, self._timestamps, types, self._keys, self._values, self._headers, self._epochs
+        )
 
 
-def batch_of_messages(messages: Iterable[Message]) -> pa.RecordBatch:
+def batch_of_messages(messages: Sequence[Message]) -> pa.RecordBatch:
     """Kafka messages of one partition as one record batch of the segment schema."""
-    builder = SegmentBuilder()
-    for message in messages:
-        append_message(builder, message)
-    return builder.to_table().combine_chunks().to_batches()[0]
+    columns = MessageColumns()
+    columns.add(messages)
+    return columns.to_table().to_batches()[0]
 
 
 def event(topic: str, partition: int, offset: int, code: int, reason: str) -> Message:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import math
 import operator
 from collections.abc import Iterable, Sequence
@@ -34,6 +35,7 @@ from pyrostore.layout import check_topic, segment_key
 FORMAT_VERSION = "1"
 ROW_GROUP_BYTES = 24 * 1024 * 1024
 """Target uncompressed (Arrow) bytes per row group: the middle of DESIGN's 16 to 32 MB."""
+_MAX_BINARY_BYTES = 2**31 - 1  # a binary array's 32-bit offsets reach this far
 
 TIMESTAMP_TYPE_NONE = -1
 TIMESTAMP_TYPE_CREATE_TIME = 0
@@ -222,77 +224,63 @@ def verify_digest(data: bytes, expected_digest: str, name: str) -> None:
         raise IntegrityError(f"segment {name}: SHA-256 is {actual}, expected {expected_digest}")
 
 
-class SegmentBuilder:
-    """Accumulates records one by one, cheaply, then builds the segment's Arrow table once.
+def table_of_columns(
+    offsets: Sequence[int],
+    timestamps_ms: Sequence[int],
+    timestamp_types: Sequence[int] | pa.Array,
+    keys: Sequence[bytes | None],
+    values: Sequence[bytes | None],
+    headers: Sequence[Sequence[tuple[str, bytes | None]] | None],
+    leader_epochs: Sequence[int | None],
+) -> pa.Table:
+    """Build a segment table, with :data:`SCHEMA`, from one sequence per column, records in the same order.
 
-    :meth:`append` only appends to plain lists and adds up sizes; all Arrow work happens in :meth:`to_table`.
+    ``headers`` holds each record's list of (key, value) pairs as confluent_kafka returns them, or None.
     """
-
-    __slots__ = ("_add", "_bytes", "_columns")
-
-    # Fixed bytes per record in Arrow: offset, timestamp, type, epoch, and three 4-byte list/binary offsets.
-    _ROW_BYTES = 8 + 8 + 1 + 4 + 12
-
-    def __init__(self) -> None:
-        self._columns: tuple[list, ...] = tuple([] for _ in SCHEMA)
-        self._add = tuple(column.append for column in self._columns)  # bound once: append is the hot path
-        self._bytes = 0
-
-    def append(
-        self,
-        offset: int,
-        timestamp_ms: int,
-        timestamp_type: int,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes | None]] | None = None,
-        leader_epoch: int | None = None,
-    ) -> None:
-        """Add one record; ``headers`` is a list of (key, value) pairs as confluent_kafka returns, or None."""
-        add_offset, add_timestamp, add_type, add_key, add_value, add_headers, add_epoch = self._add
-        add_offset(offset)
-        add_timestamp(timestamp_ms)
-        add_type(timestamp_type)
-        add_key(key)
-        add_value(value)
-        add_headers(headers)
-        add_epoch(leader_epoch)
-        size = self._ROW_BYTES + (len(key) if key else 0) + (len(value) if value else 0)
-        if headers:
-            for header_key, header_value in headers:
-                size += 8 + len(header_key) + (len(header_value) if header_value else 0)
-        self._bytes += size
-
-    @property
-    def approx_bytes(self) -> int:
-        """About how many bytes the records take in Arrow, uncompressed."""
-        return self._bytes
-
-    def __len__(self) -> int:
-        return len(self._columns[0])
-
-    def to_table(self) -> pa.Table:
-        """Build the table of the records appended so far, in append order, with :data:`SCHEMA`."""
-        headers = self._columns[SCHEMA.get_field_index("headers")]
-        headers_type = SCHEMA.field("headers").type
-        if any(headers):
-            header_array = pa.array([h or () for h in headers], type=headers_type)
-        else:  # the common case, built without looking at each record
-            empty = pa.repeat(pa.scalar(0, pa.int32()), len(headers) + 1)
-            header_array = pa.ListArray.from_arrays(empty, pa.array([], HEADER), type=headers_type)
-        arrays = [
-            header_array if field.name == "headers" else pa.array(column, field.type)
-            for field, column in zip(SCHEMA, self._columns, strict=True)
-        ]
-        return pa.Table.from_arrays(arrays, schema=SCHEMA)
+    arrays = [
+        pa.array(offsets, pa.int64()),
+        pa.array(timestamps_ms, SCHEMA.field("timestamp").type),
+        timestamp_types if isinstance(timestamp_types, pa.Array) else pa.array(timestamp_types, pa.int8()),
+        binary_array(keys),
+        binary_array(values),
+        _header_array(headers),
+        pa.array(leader_epochs, pa.int32()),
+    ]
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
 def records_to_table(records: Iterable[Sequence[Any]]) -> pa.Table:
-    """Build a segment table from tuples in :meth:`SegmentBuilder.append`'s argument order."""
-    builder = SegmentBuilder()
-    for record in records:
-        builder.append(*record)
-    return builder.to_table()
+    """Build a segment table from record tuples in :func:`table_of_columns`' column order."""
+    columns = list(zip(*records, strict=True))
+    return table_of_columns(*columns) if columns else SCHEMA.empty_table()
+
+
+def binary_array(values: Sequence[bytes | None]) -> pa.Array:
+    """A binary array of ``values`` (None is null), copied once into a buffer of the exact size.
+
+    ``pa.array`` grows its buffer as it goes; with segments of tens of MB each growth copies the buffer again
+    and touches fresh memory, which made it the archiver's costliest step (while holding the GIL).
+    """
+    count = len(values)
+    nulls = values.count(None)
+    if nulls == count:
+        return pa.nulls(count, pa.binary())
+    filled = [b"" if v is None else v for v in values] if nulls else values
+    ends = list(itertools.accumulate(map(len, filled), initial=0))
+    if ends[-1] > _MAX_BINARY_BYTES:  # past 32-bit offsets: pyarrow splits it into chunks
+        return pa.array(values, pa.binary())
+    validity = pa.array([v is not None for v in values], pa.bool_()).buffers()[1] if nulls else None
+    offsets = pa.array(ends, pa.int32()).buffers()[1]
+    return pa.Array.from_buffers(pa.binary(), count, [validity, offsets, pa.py_buffer(b"".join(filled))], nulls)
+
+
+def _header_array(headers: Sequence[Sequence[tuple[str, bytes | None]] | None]) -> pa.Array:
+    header_type = SCHEMA.field("headers").type
+    if any(headers):
+        return pa.array([h or () for h in headers], type=header_type)
+    # The common case, built without looking at each record: every list empty.
+    empty = pa.repeat(pa.scalar(0, pa.int32()), len(headers) + 1)
+    return pa.ListArray.from_arrays(empty, pa.array([], HEADER), type=header_type)
 
 
 def _as_table(records: pa.Table | Sequence[pa.RecordBatch]) -> pa.Table:

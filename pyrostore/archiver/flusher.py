@@ -1,9 +1,9 @@
 """One partition's background flusher: turns buffered records into a segment and commits it to the archive.
 
 Each partition has its own flusher thread so that its commits stay in offset order while other partitions
-(and the Kafka-reading thread) go on. Building Arrow arrays, Parquet encoding, zstd and SHA-256 mostly release
-the GIL, so this work overlaps with parsing messages. The queue is short: when the store is slower than Kafka,
-the reading thread waits (backpressure) instead of buffering without bound.
+(and the Kafka-reading thread) go on. Parquet encoding, zstd and SHA-256 release the GIL, so this work
+overlaps with reading messages; building the Arrow columns holds it, briefly. The queue is short: when the
+store is slower than Kafka, the reading thread waits (backpressure) instead of buffering without bound.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyrostore.index.writer import PartitionWriter
-from pyrostore.segment import SegmentBuilder, encode_segment
+from pyrostore.messages import MessageColumns
+from pyrostore.segment import encode_segment
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +42,19 @@ class Flusher:
         self._report = results
         self._pending = 0  # approximate bytes submitted and not yet committed
         self._pending_lock = threading.Lock()
-        self._queue: queue.Queue[tuple[SegmentBuilder, int] | None] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[tuple[MessageColumns, int] | None] = queue.Queue(maxsize=depth)
         self.failed: BaseException | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"flusher-{writer.topic}-{writer.partition}", daemon=True
         )
         self._thread.start()
 
-    def submit(self, builder: SegmentBuilder, next_offset: int) -> None:
-        """Queue a full builder for commit (blocks while ``depth`` builders are waiting)."""
+    def submit(self, records: MessageColumns, next_offset: int) -> None:
+        """Queue a segment's records for commit; blocks while ``depth`` segments are waiting."""
         if self.failed is None:
             with self._pending_lock:
-                self._pending += builder.approx_bytes
-            self._queue.put((builder, next_offset))
+                self._pending += records.approx_bytes
+            self._queue.put((records, next_offset))
 
     @property
     def pending_bytes(self) -> int:
@@ -68,22 +69,22 @@ class Flusher:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            builder, next_offset = item
+            records, next_offset = item
             try:
                 if self.failed is None:  # after a failure nothing more may be committed: drain
-                    self._report(self._flush(builder, next_offset))
+                    self._report(self._flush(records, next_offset))
             except BaseException as exc:  # reported to the reading thread, which decides
                 self.failed = exc
                 self._report(Flushed(self.writer.partition, None, error=exc))
             finally:
                 with self._pending_lock:
-                    self._pending -= builder.approx_bytes
+                    self._pending -= records.approx_bytes
         self.writer.close()
 
-    def _flush(self, builder: SegmentBuilder, next_offset: int) -> Flushed:
+    def _flush(self, records: MessageColumns, next_offset: int) -> Flushed:
         started = time.monotonic()
         segment = encode_segment(
-            builder.to_table(),
+            records.to_table(),
             topic=self.writer.topic,
             partition=self.writer.partition,
             next_offset=next_offset,

@@ -1,19 +1,21 @@
-"""Archived records come back as confluent_kafka Messages with every field as Kafka gives it."""
+"""Archived records come back as confluent_kafka Messages with every field as Kafka gives it, and back."""
 
 from __future__ import annotations
 
 from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, TIMESTAMP_NOT_AVAILABLE, Message
 
-from pyrostore.messages import messages_of
+from pyrostore.messages import MessageColumns, messages_of
 from pyrostore.segment import decode_segment, encode_segment, records_to_table
+
+ROWS = [
+    (10, 1_700_000_000_000, 0, None, b"null key", [("h", b"1"), ("h", None)], 4),
+    (12, 1_700_000_000_500, 1, b"tombstone", None, None, None),
+    (13, -1, -1, b"", b"", [], 4),
+]
 
 
 def test_messages_keep_every_field():
-    rows = [
-        (10, 1_700_000_000_000, 0, None, b"null key", [("h", b"1"), ("h", None)], 4),
-        (12, 1_700_000_000_500, 1, b"tombstone", None, None, None),
-        (13, -1, -1, b"", b"", [], 4),
-    ]
+    rows = ROWS
     segment = encode_segment(records_to_table(rows), topic="orders", partition=2, next_offset=20)
     batch = decode_segment(segment.data, expected_digest=segment.digest, name="s").to_batches()[0]
     messages = messages_of(batch, "orders", 2)
@@ -28,3 +30,16 @@ def test_messages_keep_every_field():
         ("orders", 2, 13, b"", b"", None, (TIMESTAMP_NOT_AVAILABLE, -1), 4),
     ]
     assert len(messages[0]) == len(b"null key")
+
+
+def test_message_columns_give_back_the_records_they_were_made_of():
+    segment = encode_segment(records_to_table(ROWS), topic="orders", partition=2, next_offset=20)
+    batch = decode_segment(segment.data, expected_digest=segment.digest, name="s").to_batches()[0]
+    messages = messages_of(batch, "orders", 2)
+    columns = MessageColumns()
+    columns.add(messages[:1])
+    columns.add([])
+    columns.add(messages[1:])
+    assert len(columns) == 3
+    assert columns.approx_bytes >= len(b"null key") + len(b"tombstone") + len("h1h")
+    assert columns.to_table().equals(decode_segment(segment.data, expected_digest=segment.digest, name="s"))

@@ -18,7 +18,7 @@ from pyrostore.segment import (
     HEADER,
     SCHEMA,
     EncodedSegment,
-    SegmentBuilder,
+    binary_array,
     decode_segment,
     encode_segment,
     read_segment_metadata,
@@ -100,17 +100,19 @@ def test_large_values_round_trip_across_row_groups() -> None:
     assert rows(table) == expected(records)
 
 
-def test_builder_paths_agree_with_and_without_headers() -> None:
-    builder = SegmentBuilder()
-    builder.append(5, 10, 0, b"key", b"value")
-    builder.append(6, 11, 1, None, None, None, 2)
-    assert len(builder) == 2
-    assert builder.approx_bytes > len(b"keyvalue")
-    plain = builder.to_table()
+def test_table_paths_agree_with_and_without_headers() -> None:
+    plain = records_to_table([(5, 10, 0, b"key", b"value", None, None), (6, 11, 1, None, None, None, 2)])
     assert plain.column("headers").to_pylist() == [[], []]
     with_headers = records_to_table([(5, 10, 0, b"key", b"value", [], None), (6, 11, 1, None, None, [("a", b"")], 2)])
     assert with_headers.schema.equals(plain.schema)
-    assert SegmentBuilder().to_table().equals(SCHEMA.empty_table())
+    assert records_to_table([]).equals(SCHEMA.empty_table())
+
+
+@given(st.lists(blobs, max_size=50))
+def test_binary_array_equals_pyarrows_conversion(values: list[bytes | None]) -> None:
+    built = binary_array(values)
+    built.validate(full=True)
+    assert built.equals(pa.array(values, pa.binary()))
 
 
 def test_segment_facts() -> None:
