@@ -255,8 +255,8 @@ def records_to_table(records: Iterable[Sequence[Any]]) -> pa.Table:
     return table_of_columns(*columns) if columns else SCHEMA.empty_table()
 
 
-def binary_array(values: Sequence[bytes | None]) -> pa.Array:
-    """A binary array of ``values`` (None is null), copied once into a buffer of the exact size.
+def binary_array(values: Sequence[bytes | None]) -> pa.Array | pa.ChunkedArray:
+    """A binary array of ``values`` (None is null), copied once into a buffer of the exact size (chunked past 2 GiB).
 
     ``pa.array`` grows its buffer as it goes; with segments of tens of MB each growth copies the buffer again
     and touches fresh memory, which made it the archiver's costliest step (while holding the GIL).
