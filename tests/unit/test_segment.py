@@ -108,7 +108,7 @@ def test_table_paths_agree_with_and_without_headers() -> None:
     assert records_to_table([]).equals(SCHEMA.empty_table())
 
 
-@given(st.lists(blobs, max_size=50))
+@given(st.lists(blobs, max_size=50) | st.lists(st.none() | st.binary(min_size=500, max_size=2000), max_size=50))
 def test_binary_array_equals_pyarrows_conversion(values: list[bytes | None]) -> None:
     built = binary_array(values)
     built.validate(full=True)
