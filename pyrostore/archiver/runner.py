@@ -80,8 +80,9 @@ class Archiver:
         consumer.subscribe([config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         thresholds = gc.get_threshold()
         # A consumed batch is up to 10k Message objects, which the garbage collector tracks. At the default
-        # threshold (700) it runs in the middle of every batch, keeps those alive messages as long-lived, and
-        # soon walks every buffered record in full collections (measured: a fifth of the reading thread).
+        # threshold (700) it runs in the middle of every batch, promotes the live messages to older
+        # generations, and soon walks them in full collections (measured: a fifth of the reading thread).
+        # Only performance depends on it, so two archivers in one process restoring out of order is harmless.
         gc.set_threshold(_BATCH * 5, *thresholds[1:])
         try:
             self._loop(consumer, stop)
