@@ -1,7 +1,8 @@
 """Archiver throughput beside a plain confluent_kafka consumer reading the same topic (the ceiling).
 
 Starts the stack's Kafka, produces at least 1 GB per record size (1 KiB and 100 B records by default) and
-flushes it to disk, then for each topic runs, each in its own process and in turns (``--rounds``): a plain
+flushes it to disk, then for each topic runs, each in its own process and in turns (``--rounds``, the order
+reversed each round): a plain
 consumer with the archiver's consumer settings that only reads every record (the ceiling), and the archiver
 writing the topic into a local archive until it has everything. Prints each side's best MB/s and records/s,
 the CPU seconds its process spent, its peak memory, and the ratio to the ceiling.
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,6 +153,25 @@ def run_role(role: str, *args: str, script: str = __file__) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def run_rounds(
+    roles: Sequence[str], rounds: int, role_args: Callable[[int], Sequence[str]], script: str = __file__
+) -> dict[str, list[dict]]:
+    """Run every role ``rounds`` times, in turns, reversing the order each round (so that no role always meets a
+    cold cache first); ``role_args(round)`` gives the roles' arguments. Returns each role's figures."""
+    runs: dict[str, list[dict]] = {role: [] for role in roles}
+    for round_ in range(rounds):
+        for role in roles if round_ % 2 == 0 else reversed(roles):
+            figures = run_role(role, *role_args(round_), script=script)
+            runs[role].append(figures)
+            print(f"  round {round_} {role}: {figures['seconds']:.2f} s", flush=True)
+    return runs
+
+
+def fastest(runs: dict[str, list[dict]]) -> dict[str, dict]:
+    """Each role's fastest run."""
+    return {role: min(figures, key=lambda f: f["seconds"]) for role, figures in runs.items()}
+
+
 def main() -> None:
     """Start Kafka, produce, measure both roles per record size, print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -180,12 +201,9 @@ def main() -> None:
                 count = produce(kafka.bootstrap, topic, args.partitions, size, int(args.gb * 1e9))
                 os.sync()  # neither side should compete with the broker's writeback of what was just produced
                 role_args = (kafka.bootstrap, topic, str(args.partitions), str(count))
-                runs: dict[str, list[dict]] = {"consume": [], "archive": []}
-                for _ in range(args.rounds):
-                    for role, results in runs.items():
-                        results.append(run_role(role, *role_args))
-                best = [min(results, key=lambda r: r["seconds"]) for results in runs.values()]
-                rows.append((size, count, *best))
+                runs = run_rounds(("consume", "archive"), args.rounds, lambda _: role_args)  # noqa: B023 (used at once)
+                best = fastest(runs)
+                rows.append((size, count, best["consume"], best["archive"]))
         finally:
             stack.stop()
 

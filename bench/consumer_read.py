@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.archive_throughput import peak_rss_mb, produce, run_role  # noqa: E402
+from bench.archive_throughput import fastest, peak_rss_mb, produce, run_rounds  # noqa: E402
 
 BASELINE_ROLES = ("kafka-poll", "kafka-consume")
 PYROSTORE_ROLES = ("pyrostore-poll", "pyrostore-consume", "pyrostore-batches")
@@ -318,18 +318,13 @@ def main() -> None:
             print(f"  {archive_topic(setup, workdir, args.segment_bytes):.1f} s", flush=True)
             setup["segments"] = _segments(setup)
             roles = [*BASELINE_ROLES, *PYROSTORE_ROLES]
-            runs: dict[str, list[dict]] = {role: [] for role in roles}
-            for round_ in range(args.rounds):  # alternating, so neither side always meets a cold cache
-                for role in roles if round_ % 2 == 0 else reversed(roles):
-                    figures = run_role(role, json.dumps(setup), script=__file__)
-                    assert figures["records"] == setup["records"], (role, figures)
-                    runs[role].append(figures)
-                    print(f"  round {round_} {role}: {figures['seconds']:.2f} s", flush=True)
+            runs = run_rounds(roles, args.rounds, lambda _: (json.dumps(setup),), script=__file__)
+            for role, figures in runs.items():
+                assert all(f["records"] == setup["records"] for f in figures), (role, figures)
         finally:
             stack.stop()
 
-    best = {role: min(figures, key=lambda f: f["seconds"]) for role, figures in runs.items()}
-    report(setup, best, runs)
+    report(setup, fastest(runs), runs)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.archive_throughput import _values, peak_rss_mb, run_role  # noqa: E402
+from bench.archive_throughput import _values, fastest, peak_rss_mb, run_rounds  # noqa: E402
 
 PER_SEGMENT = 50_000
 
@@ -133,12 +133,14 @@ def main() -> None:
                 topic, archive = f"bench-{size}", str(Path(folder) / f"archive-{size}")
                 print(f"archiving {args.mb} MB of {size} B records ...", flush=True)
                 count = build(archive, topic, args.partitions, size, int(args.mb * 1e6))
-                runs: dict[str, list[dict]] = {"produce": [], "replay": []}
-                for round_ in range(args.rounds):  # alternating, so neither side alone meets a cold broker
-                    for role in ("produce", "replay") if round_ % 2 == 0 else ("replay", "produce"):
-                        role_args = (kafka.bootstrap, archive, topic, str(args.partitions), str(round_))
-                        runs[role].append(run_role(role, *role_args, script=__file__))
-                ceiling, replayed = (min(runs[role], key=lambda r: r["seconds"]) for role in ("produce", "replay"))
+                runs = run_rounds(
+                    ("produce", "replay"),
+                    args.rounds,
+                    lambda round_: (kafka.bootstrap, archive, topic, str(args.partitions), str(round_)),  # noqa: B023 (used at once)
+                    script=__file__,
+                )
+                best = fastest(runs)
+                ceiling, replayed = best["produce"], best["replay"]
                 assert replayed["records"] == count == ceiling["records"], (count, ceiling, replayed)
                 rows.append((size, count, ceiling, replayed))
         finally:
