@@ -60,7 +60,7 @@ def _options(bootstrap: str, folder: str, topic: str, target: str):
 def _create(bootstrap: str, topic: str, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient
 
-    from pyrostore.replay.kafka import create_topic
+    from pyrostore.kafka import create_topic
 
     create_topic(AdminClient({"bootstrap.servers": bootstrap}), topic, partitions, {"retention.ms": "-1"})
 

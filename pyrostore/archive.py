@@ -19,7 +19,7 @@ from pyrostore.index import tree
 from pyrostore.index.commits import Commit, read_head
 from pyrostore.index.node import Entry
 from pyrostore.layout import ROOT_PREFIX, check_topic, head_prefix, log_prefix, segment_key
-from pyrostore.segment import decode_segment
+from pyrostore.segment import decode_segment, header_lists
 from pyrostore.store import ObjectStore, open_store
 from pyrostore.store._url import parse_url
 
@@ -218,11 +218,9 @@ def batch_columns(batch: pa.RecordBatch) -> tuple[list, ...]:
         batch.column(name).to_pylist() for name in ("offset", "timestamp_type", "key", "value", "leader_epoch")
     )
     timestamps = batch.column("timestamp").cast(pa.int64()).to_pylist()
-    headers = batch.column("headers")
-    if headers.offsets[-1].as_py() == headers.offsets[0].as_py():  # no record has headers: skip the structs
-        pairs: list = [[] for _ in offsets]
-    else:
-        pairs = [[(h["key"], h["value"]) for h in row] for row in headers.to_pylist()]
+    pairs = header_lists(batch.column("headers"))
+    if pairs is None:
+        pairs = [[] for _ in offsets]
     return offsets, timestamps, types, keys, values, pairs, epochs
 
 

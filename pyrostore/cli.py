@@ -25,7 +25,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from pyrostore.archive import Archive, ArchivedRecord, open_archive
-from pyrostore.archiver.config import load_properties
+from pyrostore.kafka import load_properties
 from pyrostore.errors import PyrostoreError
 from pyrostore.gc import collect_garbage
 from pyrostore.index.tree import NodeStore

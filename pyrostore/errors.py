@@ -1,6 +1,8 @@
 """Every error Pyrostore raises on purpose, in one hierarchy under :class:`PyrostoreError`.
 
-Messages say what was being done and to which object, so that one line is enough to act on.
+One name per condition. Messages say what was being done and to which object, so that one line is enough to
+act on. Two branches decide how the command line reports them: a :class:`UsageError` is bad input (exit
+code 2), anything else a failure at run time (exit code 1).
 """
 
 from __future__ import annotations
@@ -10,6 +12,37 @@ class PyrostoreError(Exception):
     """Base of every error Pyrostore raises on purpose."""
 
 
+# --- bad input (exit code 2) -------------------------------------------------------------------------------
+
+
+class UsageError(PyrostoreError, ValueError):
+    """Input a user gave is malformed or contradicts itself: a setting, an option, a name, a URL."""
+
+
+class InvalidSetting(UsageError):
+    """A setting's value cannot be parsed (a time, duration, size, flag, key=value pair or properties file)."""
+
+
+class InvalidTopicName(UsageError):
+    """A name is not a legal Kafka topic name."""
+
+
+class InvalidStoreURL(UsageError):
+    """A store URL is malformed, names an unknown scheme, or comes with an unknown or bad option."""
+
+
+class InvalidKafkaProperties(UsageError):
+    """A Kafka client property is malformed, or one that Pyrostore's correctness depends on is overridden."""
+
+
+class ConsumerConfigError(UsageError):
+    """A ``pyrostore.Consumer`` setting is missing or invalid."""
+
+
+class InvalidReplayOptions(UsageError):
+    """Replay options that contradict each other or name something impossible (a bad bound, rate or mode)."""
+
+
 # --- object stores -----------------------------------------------------------------------------------------
 
 
@@ -17,8 +50,8 @@ class StoreError(PyrostoreError):
     """An object store operation failed; the message names the operation and the object."""
 
 
-class InvalidStoreURL(StoreError):
-    """A store URL is malformed or names an unknown scheme."""
+class StoreUnreachable(StoreError):
+    """The store's endpoint did not answer within the store's retry deadline."""
 
 
 class BucketNotFound(StoreError):
@@ -48,12 +81,22 @@ class FormatError(PyrostoreError):
     """An object is not in a format version this Pyrostore can read."""
 
 
+# --- topics ------------------------------------------------------------------------------------------------
+
+
 class TopicNotFound(PyrostoreError):
-    """The archive holds no topic (or no partition) of that name."""
+    """A topic (or partition) does not exist where it was looked for: in an archive, or in a Kafka cluster."""
 
 
 class TopicIdentityMismatch(PyrostoreError):
     """A topic's archive belongs to another incarnation of the topic (deleted and recreated) or cluster."""
+
+
+# --- Kafka -------------------------------------------------------------------------------------------------
+
+
+class KafkaUnavailable(PyrostoreError):
+    """Kafka could not be reached, or refused a request."""
 
 
 # --- writers -----------------------------------------------------------------------------------------------
@@ -79,3 +122,21 @@ class OffsetOutOfRange(PyrostoreError):
 
 class HistoryLost(PyrostoreError):
     """Kafka deleted records (retention) before they could be archived."""
+
+
+# --- replay ------------------------------------------------------------------------------------------------
+
+
+class EmptyRange(PyrostoreError):
+    """The requested range holds no archived record: there is nothing to replay."""
+
+
+class TargetTooSmall(PyrostoreError):
+    """Preserve mode needs a target partition for every source partition, and the target has too few."""
+
+
+# --- operator ----------------------------------------------------------------------------------------------
+
+
+class SecretUnavailable(PyrostoreError):
+    """A Secret a resource refers to does not exist or cannot be read."""

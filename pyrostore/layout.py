@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from pyrostore.errors import FormatError
+from pyrostore.errors import FormatError, InvalidTopicName
 
 ROOT_PREFIX = "pyrostore/v1/"
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -16,9 +16,9 @@ _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def check_topic(topic: str) -> str:
-    """Return ``topic`` if it is a legal Kafka topic name; raise ValueError naming it otherwise."""
-    if not _TOPIC_NAME.match(topic) or topic in (".", ".."):
-        raise ValueError(f"{topic!r} is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)")
+    """Return ``topic`` if it is a legal Kafka topic name; raise InvalidTopicName naming it otherwise."""
+    if not isinstance(topic, str) or not _TOPIC_NAME.match(topic) or topic in (".", ".."):
+        raise InvalidTopicName(f"{topic!r} is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)")
     return topic
 
 

@@ -277,6 +277,14 @@ def binary_array(values: Sequence[bytes | None]) -> pa.Array | pa.ChunkedArray:
     return pa.Array.from_buffers(pa.binary(), count, [validity, offsets, pa.py_buffer(b"".join(filled))], nulls)
 
 
+def header_lists(column: pa.ListArray) -> list[list[tuple[str, bytes | None]]] | None:
+    """A segment's headers column as one list of (key, value) pairs per record, or None when no record has a
+    header (then no per-record object is made)."""
+    if column.offsets[-1].as_py() == column.offsets[0].as_py():
+        return None
+    return [[(h["key"], h["value"]) for h in row] for row in column.to_pylist()]
+
+
 def _header_array(headers: Sequence[Sequence[tuple[str, bytes | None]] | None]) -> pa.Array:
     header_type = SCHEMA.field("headers").type
     if any(headers):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+
+from pyrostore.kafka import require
 
 # Settings the archiver's correctness depends on: a user may not override them.
 _FIXED = {
@@ -38,11 +39,9 @@ class ArchiverConfig:
 
 
 def consumer_config(config: ArchiverConfig, client_id: str) -> dict[str, str]:
-    """The confluent_kafka.Consumer configuration. Raises ValueError for a property that may not be changed."""
-    for key, required in _FIXED.items():
-        given = config.kafka_properties.get(key)
-        if given is not None and given.lower() != required:
-            raise ValueError(f"Kafka property {key}={given} is not allowed: the archiver needs {key}={required}")
+    """The confluent_kafka.Consumer configuration. Raises InvalidKafkaProperties for a property that may not be
+    changed."""
+    require(config.kafka_properties, _FIXED, "the archiver")
     return {
         "auto.offset.reset": "earliest",
         "client.id": client_id,
@@ -57,32 +56,3 @@ def consumer_config(config: ArchiverConfig, client_id: str) -> dict[str, str]:
         "bootstrap.servers": config.bootstrap_servers,
         "group.id": config.group,
     }
-
-
-def admin_config(config: ArchiverConfig) -> dict[str, str]:
-    """The AdminClient configuration: the user's connection properties (TLS, SASL) without consumer ones."""
-    consumer_only = ("isolation.level", "enable.", "auto.", "fetch.", "max.partition", "queued.", "group.")
-    shared = {k: v for k, v in config.kafka_properties.items() if not k.startswith(consumer_only)}
-    return {**shared, "bootstrap.servers": config.bootstrap_servers}
-
-
-def parse_properties(text: str, source: str) -> dict[str, str]:
-    """Java-style ``key=value`` lines (``#`` and ``!`` comments). Raises ValueError naming a bad line."""
-    properties = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line[0] in "#!":
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"{source}:{number}: {raw!r} is not key=value")
-        properties[key.strip()] = value.strip()
-    return properties
-
-
-def load_properties(path: Path) -> dict[str, str]:
-    """Read a Kafka client properties file. Raises ValueError naming the file and line."""
-    try:
-        return parse_properties(path.read_text(), str(path))
-    except OSError as exc:
-        raise ValueError(f"cannot read Kafka properties file {path}: {exc.strerror}") from exc

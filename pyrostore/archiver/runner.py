@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from pyrostore.archiver.config import ArchiverConfig, admin_config, consumer_config
+from pyrostore.archiver.config import ArchiverConfig, consumer_config
 from pyrostore.archiver.decisions import largest, should_roll, start_position
 from pyrostore.archiver.flusher import Flushed, Flusher
-from pyrostore.archiver.identity import ensure_descriptor
-from pyrostore.archiver.kafka import KafkaUnavailable, describe_topic
+from pyrostore.archiver.identity import TopicIdentity, ensure_descriptor
 from pyrostore.archiver.metrics import ArchiverMetrics
-from pyrostore.errors import FencedError, HistoryLost
+from pyrostore.errors import FencedError, HistoryLost, KafkaUnavailable
 from pyrostore.index.writer import PartitionWriter
+from pyrostore.kafka import admin_client, describe_topic
 from pyrostore.messages import MessageColumns
 from pyrostore.store import ObjectStore, open_store
 
@@ -64,7 +64,9 @@ class Archiver:
     def run(self, stop: threading.Event) -> None:
         """Archive until ``stop`` is set, then commit everything buffered. Raises on a fatal error."""
         config = self.config
-        identity, partitions = describe_topic(admin_config(config), config.topic)
+        admin = admin_client(config.kafka_properties, config.bootstrap_servers)
+        cluster_id, topic_id, partitions = describe_topic(admin, config.topic, config.bootstrap_servers)
+        identity = TopicIdentity(topic=config.topic, cluster_id=cluster_id, topic_id=topic_id)
         ensure_descriptor(self.store, identity)
         log.info(
             "archiving %s (%d partitions, topic id %s) into %s as group %s",

@@ -7,16 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyrostore.consumer.decisions import ReadMode
-from pyrostore.errors import PyrostoreError
+from pyrostore.errors import ConsumerConfigError, InvalidSetting
+from pyrostore.settings import parse_bool
 
 PREFIX = "pyrostore."
 STORE_OPTION_PREFIX = "pyrostore.store."
 _KNOWN = ("pyrostore.store.url", "pyrostore.read.mode", "pyrostore.prefetch.segments", "pyrostore.refresh.ms")
 _CALLBACKS = ("on_commit", "error_cb", "stats_cb", "throttle_cb", "oauth_cb", "logger")
-
-
-class ConsumerConfigError(PyrostoreError, ValueError):
-    """A ``pyrostore.*`` setting is missing or invalid."""
 
 
 @dataclass(frozen=True)
@@ -94,10 +91,7 @@ def _positive_int(conf: Mapping[str, Any], key: str, default: int) -> int:
 
 def _flag(conf: Mapping[str, Any], key: str, default: bool) -> bool:
     value = conf.get(key, default)
-    if isinstance(value, bool):
-        return value
-    if str(value).lower() in ("true", "1"):
-        return True
-    if str(value).lower() in ("false", "0"):
-        return False
-    raise ConsumerConfigError(f"{key} must be true or false, not {value!r}")
+    try:
+        return parse_bool(value)
+    except InvalidSetting:
+        raise ConsumerConfigError(f"{key} must be true or false, not {value!r}") from None

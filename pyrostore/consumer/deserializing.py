@@ -9,8 +9,8 @@ from confluent_kafka import Message
 from confluent_kafka.error import ConsumeError, KeyDeserializationError, ValueDeserializationError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from pyrostore.consumer.config import ConsumerConfigError
 from pyrostore.consumer.consumer import Consumer
+from pyrostore.errors import ConsumerConfigError
 
 Deserializer = Callable[[bytes | None, SerializationContext], Any]
 

@@ -7,10 +7,10 @@ settings, and returns a plain manifest; nothing here talks to a server, so unit 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from pyrostore.operator.settings import GROUP, MANAGER, VERSION, OperatorSettings
+from pyrostore.settings import parse_time
 
 STORAGE_SECRET_DIR = "/var/run/secrets/pyrostore/storage"
 KAFKA_PROPERTIES_DIR = "/etc/pyrostore/kafka"
@@ -170,47 +170,55 @@ def replay_id(body: Mapping) -> str:
     return f"{meta['namespace']}-{meta['name']}-{meta['uid'][:8]}"
 
 
-def to_millis(rfc3339: str) -> int:
-    """Milliseconds since the epoch of an RFC 3339 time (``2026-11-24T12:00:00Z``)."""
-    return int(datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp() * 1000)
+def replay_settings(body: Mapping) -> dict[str, Any]:
+    """What a ReplayJob's spec asks of the replay, as ``ReplayOptions`` fields (credentials and client
+    properties aside): the one translation of the spec, which the Job's command and the progress reader share."""
+    spec = body["spec"]
+    source, target = spec["source"], spec["target"]
+    span, rate = spec.get("range") or {}, spec.get("rateLimit") or {}
+    bounds = {}
+    for direction in ("from", "to"):
+        given = span.get(direction) or {}
+        bounds[f"{direction}_offset"] = given.get("offset")
+        bounds[f"{direction}_time"] = parse_time(given["time"], f"range.{direction}.time") if "time" in given else None
+    return {
+        "store_url": source["storage"]["url"],
+        "topic": source["topic"],
+        "to_topic": target["topic"],
+        "bootstrap_servers": target["bootstrapServers"],
+        "replay_id": replay_id(body),
+        "workers": spec.get("parallelism", 1),
+        **bounds,
+        "partitions": tuple(spec["partitions"]) if spec.get("partitions") else None,
+        "partitioning": spec.get("partitioning", "preserve"),
+        "rate_limit": rate.get("bytesPerSecond"),
+        "records_per_second": rate.get("recordsPerSecond"),
+        "exactly_once": bool(spec.get("exactlyOnce")),
+        "provenance_headers": bool(spec.get("provenanceHeaders")),
+        "create_topic": bool(target.get("createTopic")),
+    }
 
 
-def _bound_args(direction: str, bound: Mapping | None) -> list[str]:
-    if not bound:
-        return []
-    if "offset" in bound:
-        return [f"--{direction}-offset", str(bound["offset"])]
-    if "time" in bound:
-        return [f"--{direction}-time", str(to_millis(bound["time"]))]
-    return []
+# ``pyrostore replay`` flags whose names are not the ReplayOptions field's.
+_REPLAY_FLAGS = {"store_url": "--store", "workers": "--parallelism"}
 
 
 def replay_command(body: Mapping) -> list[str]:
     """The replay container's command: ``pyrostore replay`` with the ReplayJob's settings."""
     spec = body["spec"]
-    source, target = spec["source"], spec["target"]
-    command = ["pyrostore", "replay", "--store", source["storage"]["url"], "--topic", source["topic"]]
-    command += ["--to-topic", target["topic"], "--bootstrap-servers", target["bootstrapServers"]]
-    command += ["--replay-id", replay_id(body), "--parallelism", str(spec.get("parallelism", 1))]
-    command += ["--log-format", "json"]
-    span = spec.get("range") or {}
-    command += _bound_args("from", span.get("from")) + _bound_args("to", span.get("to"))
-    if spec.get("partitions"):
-        command += ["--partitions", ",".join(str(p) for p in spec["partitions"])]
-    command += ["--partitioning", spec.get("partitioning", "preserve")]
-    rate = spec.get("rateLimit") or {}
-    if "bytesPerSecond" in rate:
-        command += ["--rate-limit", str(rate["bytesPerSecond"])]
-    if "recordsPerSecond" in rate:
-        command += ["--records-per-second", str(rate["recordsPerSecond"])]
-    for flag, field in (("--exactly-once", "exactlyOnce"), ("--provenance-headers", "provenanceHeaders")):
-        if spec.get(field):
+    command = ["pyrostore", "replay"]
+    for name, value in replay_settings(body).items():
+        flag = _REPLAY_FLAGS.get(name, f"--{name.replace('_', '-')}")
+        if value is True:
             command.append(flag)
-    if target.get("createTopic"):
-        command.append("--create-topic")
-    command += _pairs("-o", source["storage"].get("options"))
-    command += _pairs("-X", target.get("properties"))
-    return command + _pod_wiring(source["storage"], target)[3]
+        elif isinstance(value, tuple):
+            command += [flag, ",".join(map(str, value))]
+        elif value is not None and value is not False:
+            command += [flag, str(value)]
+    command += ["--log-format", "json"]
+    command += _pairs("-o", spec["source"]["storage"].get("options"))
+    command += _pairs("-X", spec["target"].get("properties"))
+    return command + _pod_wiring(spec["source"]["storage"], spec["target"])[3]
 
 
 def replay_job(body: Mapping, settings: OperatorSettings) -> Manifest:

@@ -19,31 +19,10 @@ def replay_options(body: Mapping, store_options: dict[str, str], kafka: dict[str
     """The ``ReplayOptions`` the Job's pods run with (worker split aside), for reading the whole progress."""
     from pyrostore.replay import ReplayOptions
 
-    spec = body["spec"]
-    span = spec.get("range") or {}
-    bound = {}
-    for direction in ("from", "to"):
-        given = span.get(direction) or {}
-        bound[f"{direction}_offset"] = given.get("offset")
-        bound[f"{direction}_time"] = manifests.to_millis(given["time"]) if "time" in given else None
-    rate = spec.get("rateLimit") or {}
     return ReplayOptions(
-        store_url=spec["source"]["storage"]["url"],
-        topic=spec["source"]["topic"],
-        to_topic=spec["target"]["topic"],
-        bootstrap_servers=kafka["bootstrap.servers"],
+        **{**manifests.replay_settings(body), "bootstrap_servers": kafka["bootstrap.servers"]},
         store_options=store_options,
-        partitions=tuple(spec["partitions"]) if spec.get("partitions") else None,
-        partitioning=spec.get("partitioning", "preserve"),
-        rate_limit=rate.get("bytesPerSecond"),
-        records_per_second=rate.get("recordsPerSecond"),
-        exactly_once=bool(spec.get("exactlyOnce")),
-        provenance_headers=bool(spec.get("provenanceHeaders")),
-        create_topic=bool(spec["target"].get("createTopic")),
         kafka_properties={k: v for k, v in kafka.items() if k != "bootstrap.servers"},
-        replay_id=manifests.replay_id(body),
-        workers=spec.get("parallelism", 1),
-        **bound,
     )
 
 

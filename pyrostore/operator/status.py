@@ -14,9 +14,9 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from pyrostore.archiver.config import parse_properties
-from pyrostore.errors import PyrostoreError, StoreError
+from pyrostore.errors import SecretUnavailable, StoreError, TopicNotFound
 from pyrostore.index.commits import read_head
+from pyrostore.kafka import error_text, missing_topic, parse_properties
 from pyrostore.operator.conditions import ArchiveObservation, PartitionState
 from pyrostore.store import ObjectStore, open_store
 
@@ -27,10 +27,6 @@ _S3_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "session_token",
 }
 _TIMEOUT = 10.0
-
-
-class SecretUnavailable(PyrostoreError):
-    """A Secret a resource refers to does not exist or cannot be read."""
 
 
 def read_secret(api: client.ApiClient, namespace: str, name: str) -> dict[str, str]:
@@ -89,7 +85,7 @@ def kafka_partitions(conf: dict[str, str], topic: str, at_risk_fraction: float) 
         metadata = consumer.list_topics(topic, timeout=_TIMEOUT)
         described = metadata.topics.get(topic)
         if described is None or described.error is not None or not described.partitions:
-            raise LookupError(f"topic {topic!r} does not exist in the Kafka cluster at {conf['bootstrap.servers']}")
+            raise missing_topic(topic, conf["bootstrap.servers"])
         marks = {
             p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=_TIMEOUT) for p in described.partitions
         }
@@ -112,11 +108,10 @@ def observe_archive(
     """Each partition's archived offset beside Kafka's watermarks, or the reason they could not be read."""
     try:
         kafka = kafka_partitions(kafka_conf, topic, at_risk_fraction)
-    except LookupError as exc:
+    except TopicNotFound as exc:
         return ArchiveObservation(error_reason="TopicNotFound", error=str(exc))
     except KafkaException as exc:
-        error = exc.args[0].str() if exc.args else str(exc)
-        return ArchiveObservation(error_reason="KafkaUnavailable", error=f"Kafka: {error}")
+        return ArchiveObservation(error_reason="KafkaUnavailable", error=f"Kafka: {error_text(exc)}")
     partitions = []
     try:
         for p, (low, high, safe) in kafka.items():

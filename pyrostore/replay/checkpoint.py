@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from pyrostore.archiver.kafka import KafkaUnavailable
-from pyrostore.replay.kafka import create_topic, topic_partitions
+from pyrostore.errors import KafkaUnavailable
+from pyrostore.kafka import create_topic, partition_count
 
 CHECKPOINT_TOPIC_CONFIG = {"cleanup.policy": "compact"}
 
@@ -51,7 +51,7 @@ def decode_checkpoint(key: bytes | None, value: bytes | None, replay_id: str) ->
 
 def ensure_checkpoint_topic(admin: AdminClient, topic: str, bootstrap: str) -> None:
     """Create the compacted checkpoint topic (one partition) unless it exists."""
-    if topic_partitions(admin, topic, bootstrap) is None:
+    if partition_count(admin, topic, bootstrap) is None:
         create_topic(admin, topic, 1, CHECKPOINT_TOPIC_CONFIG)
 
 
@@ -65,7 +65,7 @@ def read_checkpoints(
     missed (that would resend records). Raises KafkaUnavailable.
     """
     bootstrap = conf["bootstrap.servers"]
-    if topic_partitions(admin, topic, bootstrap) is None:
+    if partition_count(admin, topic, bootstrap) is None:
         return {}
     high = _high_watermark(admin, topic, bootstrap, timeout)
     found: dict[int, Checkpoint] = {}

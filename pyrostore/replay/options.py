@@ -6,8 +6,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from pyrostore.errors import InvalidReplayOptions
 from pyrostore.layout import check_topic
-from pyrostore.replay.errors import InvalidReplayOptions
 
 PARTITIONING_MODES = ("preserve", "key-hash", "round-robin")
 DEFAULT_CHECKPOINT_TOPIC = "pyrostore-replay-checkpoints"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyrostore.replay.errors import TargetTooSmall
+from pyrostore.errors import TargetTooSmall
 
 KEY_HASH_PARTITIONER = "murmur2_random"
 """librdkafka's name for Kafka's default partitioner: murmur2 of the key, random for null keys."""

@@ -11,9 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from pyrostore.archive import Archive, PartitionArchive, open_archive
-from pyrostore.errors import OffsetOutOfRange
+from pyrostore.errors import EmptyRange, InvalidReplayOptions, OffsetOutOfRange
 from pyrostore.index.node import Entry
-from pyrostore.replay.errors import EmptyRange, InvalidReplayOptions
 from pyrostore.replay.options import ReplayOptions
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pyrostore.segment import header_lists
+
 PROVENANCE_TOPIC = "pyrostore.source.topic"
 PROVENANCE_PARTITION = "pyrostore.source.partition"
 PROVENANCE_OFFSET = "pyrostore.source.offset"
@@ -47,10 +49,8 @@ def produce_columns(batch: pa.RecordBatch, provenance: tuple[str, int] | None = 
 
 def _headers(batch: pa.RecordBatch) -> list[list[tuple[str, bytes | None]] | None]:
     """Each record's headers, or None for a record without: no per-record objects when no record has any."""
-    column = batch.column("headers")
-    if column.offsets[-1].as_py() == column.offsets[0].as_py():
-        return [None] * batch.num_rows
-    return [[(h["key"], h["value"]) for h in row] or None for row in column.to_pylist()]
+    lists = header_lists(batch.column("headers"))
+    return [None] * batch.num_rows if lists is None else [pairs or None for pairs in lists]
 
 
 def payload_bytes(batch: pa.RecordBatch) -> int:

@@ -20,8 +20,9 @@ import pyarrow as pa
 from confluent_kafka import KafkaException, Producer
 
 from pyrostore.archive import Archive, PartitionArchive, open_archive
-from pyrostore.archiver.kafka import KafkaUnavailable
+from pyrostore.errors import KafkaUnavailable
 from pyrostore.index.node import Entry
+from pyrostore.kafka import error_text
 from pyrostore.replay.checkpoint import (
     Checkpoint,
     checkpoint_key,
@@ -29,7 +30,7 @@ from pyrostore.replay.checkpoint import (
     ensure_checkpoint_topic,
     read_checkpoints,
 )
-from pyrostore.replay.kafka import admin_client, client_config, ensure_target, producer_config
+from pyrostore.replay.kafka import client_config, ensure_target, producer_config, replay_admin
 from pyrostore.replay.options import ReplayOptions
 from pyrostore.replay.partitioning import check_target, target_partitions
 from pyrostore.replay.plan import PartitionRange, ReplayPlan, plan_replay
@@ -86,7 +87,7 @@ class Replayer:
         options = self.options
         archive = open_archive(options.store_url, **options.store_options)
         plan = plan_replay(options, archive)
-        admin = admin_client(options)
+        admin = replay_admin(options)
         archived = archive.partitions(options.topic)
         target_count = ensure_target(options, admin, max(archived) + 1)
         check_target(
@@ -231,7 +232,7 @@ class Replayer:
             else:
                 self._flush()
         except KafkaException as exc:
-            log.warning("closing the producer: %s", exc.args[0].str() if exc.args else exc)
+            log.warning("closing the producer: %s", error_text(exc))
 
     def _progress(self) -> ReplayProgress:
         return progress_of([(r.plan, r.checkpoint) for r in self._ranges])
@@ -274,6 +275,6 @@ def replay_progress(options: ReplayOptions, archive: Archive | None = None) -> R
     Reads only; creates nothing. Raises EmptyRange, TopicNotFound, KafkaUnavailable.
     """
     plan: ReplayPlan = plan_replay(options, archive, whole=True)
-    admin = admin_client(options)
+    admin = replay_admin(options)
     done = read_checkpoints(admin, client_config(options), options.checkpoint_topic, options.identity)
     return progress_of([(r, done.get(r.partition)) for r in plan.ranges])

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from pyrostore.errors import InvalidStoreURL
+from pyrostore.errors import InvalidSetting, InvalidStoreURL
+from pyrostore.settings import parse_bool
 
 SCHEMES = ("file", "s3", "gs")
 ACCEPTED = "a local path, file:///abs/dir, s3://bucket/prefix or gs://bucket/prefix"
 
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -87,10 +87,9 @@ def parse_options(url: str, options: Mapping[str, object], spec: Mapping[str, ty
 def _convert(shown: str, name: str, value: object, kind: type) -> object:
     """Convert one option value to ``kind``, accepting the string forms a config file gives."""
     if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
+        if isinstance(value, (bool, str)):
+            with contextlib.suppress(InvalidSetting):
+                return parse_bool(value)
         raise InvalidStoreURL(f"store {shown!r}: option {name!r} must be true or false, not {value!r}")
     if kind in (int, float):
         if isinstance(value, bool):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from pyrostore.archiver.config import ArchiverConfig, consumer_config, parse_properties
+from pyrostore.archiver.config import ArchiverConfig, consumer_config
 from pyrostore.archiver.decisions import largest, should_roll, start_position
 from pyrostore.archiver.identity import TopicIdentity, check_identity
-from pyrostore.errors import TopicIdentityMismatch
+from pyrostore.errors import InvalidKafkaProperties, TopicIdentityMismatch
 from pyrostore.index.commits import Commit
+from pyrostore.kafka import parse_properties
 
 
 def _head(next_offset: int) -> Commit:
@@ -44,14 +45,23 @@ def test_consumer_config_keeps_what_correctness_needs():
             consumer_config(ArchiverConfig("k", "t", "/a", kafka_properties={key: value}), "me")
 
 
-def test_properties_files_parse_and_name_bad_lines():
-    text = "# TLS\nsecurity.protocol=SSL\n! old comment\nssl.ca.location = /etc/ca.pem\n\n"
+def test_properties_files_parse_as_java_properties_and_name_bad_ones():
+    text = (
+        "# TLS\nsecurity.protocol=SSL\n! old comment\nssl.ca.location = /etc/ca.pem\n\n"
+        "sasl.mechanism: PLAIN\nsasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule \\\n"
+        '    required username="u" password="p\\u00e9";\n'
+    )
     assert parse_properties(text, "client.properties") == {
         "security.protocol": "SSL",
         "ssl.ca.location": "/etc/ca.pem",
+        "sasl.mechanism": "PLAIN",
+        "sasl.jaas.config": 'org.apache.kafka.common.security.plain.PlainLoginModule required username="u" '
+        'password="p\u00e9";',
     }
-    with pytest.raises(ValueError, match=r"client.properties:2: 'oops' is not key=value"):
-        parse_properties("a=b\noops\n", "client.properties")
+    with pytest.raises(InvalidKafkaProperties, match=r"client.properties: Invalid \\u escape"):
+        parse_properties("a=\\uZZZZ\n", "client.properties")
+    with pytest.raises(InvalidKafkaProperties, match=r"client.properties: a line has a value but no key"):
+        parse_properties("a=b\n=oops\n", "client.properties")
 
 
 def test_a_recreated_topic_or_another_cluster_is_refused():

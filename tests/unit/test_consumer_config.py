@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pyrostore.consumer.config import ConsumerConfigError, parse_settings
+from pyrostore.consumer.config import parse_settings
 from pyrostore.consumer.decisions import ReadMode
+from pyrostore.errors import ConsumerConfigError
 
 BASE = {"bootstrap.servers": "localhost:9092", "group.id": "g", "pyrostore.store.url": "s3://bucket/prefix"}
 

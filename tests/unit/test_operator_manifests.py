@@ -13,9 +13,9 @@ from pyrostore.operator.manifests import (
     drifted,
     replay_command,
     replay_job,
-    to_millis,
 )
 from pyrostore.operator.settings import OperatorSettings
+from pyrostore.settings import parse_time
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = OperatorSettings(image="img:1", image_pull_policy="Always", service_account="archiver")
@@ -126,7 +126,7 @@ def test_replay_command_maps_every_field():
         "--replay-id team-a-backfill-abcdef12",
         "--parallelism 4",
         "--from-offset 10",
-        f"--to-time {to_millis('2026-11-24T12:00:00Z')}",
+        f"--to-time {parse_time('2026-11-24T12:00:00Z')}",
         "--partitions 0,3",
         "--partitioning key-hash",
         "--rate-limit 1000",
@@ -136,7 +136,7 @@ def test_replay_command_maps_every_field():
         "--create-topic",
     ):
         assert expected in text
-    assert to_millis("2026-11-24T12:00:00Z") == 1_795_521_600_000
+    assert parse_time("2026-11-24T12:00:00Z") == 1_795_521_600_000
 
 
 @pytest.mark.parametrize(("parallelism", "indexed"), [(1, False), (3, True)])

@@ -8,8 +8,8 @@ import logging
 import pytest
 from rich.console import Console
 
+from pyrostore.errors import TargetTooSmall
 from pyrostore.replay.checkpoint import Checkpoint, checkpoint_key, decode_checkpoint, encode_checkpoint
-from pyrostore.replay.errors import TargetTooSmall
 from pyrostore.replay.partitioning import check_target, target_partitions
 from pyrostore.replay.plan import PartitionRange
 from pyrostore.replay.progress import ProgressDisplay, ReplayProgress

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
+from pyrostore.errors import InvalidReplayOptions
 from pyrostore.replay import ReplayOptions
-from pyrostore.replay.errors import InvalidReplayOptions
 
 
 def options(**changes) -> ReplayOptions:

@@ -7,10 +7,9 @@ import re
 import pytest
 
 from pyrostore.archive import Archive
-from pyrostore.errors import OffsetOutOfRange, TopicNotFound
+from pyrostore.errors import EmptyRange, InvalidReplayOptions, OffsetOutOfRange, TopicNotFound
 from pyrostore.index.node import Entry
 from pyrostore.replay import ReplayOptions, plan_replay
-from pyrostore.replay.errors import EmptyRange, InvalidReplayOptions
 from pyrostore.replay.plan import clamp_offsets, range_figures, select_partitions
 from pyrostore.store import open_store
 from tests.replay_helpers import build_archive, numbered_record
