@@ -10,75 +10,69 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import signal
 import sys
 import threading
-from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from confluent_kafka import KafkaException
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
 from pyrostore.archive import Archive, ArchivedRecord, open_archive
-from pyrostore.kafka import load_properties
-from pyrostore.errors import PyrostoreError
+from pyrostore.errors import InvalidSetting, PyrostoreError, UsageError
 from pyrostore.gc import collect_garbage
 from pyrostore.index.tree import NodeStore
+from pyrostore.kafka import error_text, load_properties
 from pyrostore.layout import check_topic
+from pyrostore.logs import LogFormat
 from pyrostore.logs import configure as configure_logs
-from pyrostore.replay.options import DEFAULT_CHECKPOINT_TOPIC
+from pyrostore.replay.options import DEFAULT_CHECKPOINT_TOPIC, Partitioning
+from pyrostore.settings import parse_duration, parse_pairs, parse_partitions, parse_size, parse_time
 from pyrostore.verify import verify_partition
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Streaming storage that never forgets.")
+# Locals are never shown in tracebacks: they may hold credentials.
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    help="Streaming storage that never forgets.",
+)
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)  # no 80-column tables in pipes
 err = Console(stderr=True, soft_wrap=True)
+
+# CLI commands are interactive: a store that does not answer is reported within this many seconds
+# (long-running processes keep retrying instead).
+CLI_RETRY_DEADLINE = "15"
 
 StoreOptions = Annotated[
     list[str] | None, typer.Option("-o", "--store-option", help="store option key=value (repeatable)")
 ]
-LogFormat = Annotated[str, typer.Option(help="auto, text or json")]
+LogFormatOption = Annotated[LogFormat, typer.Option(help="text on a terminal and JSON otherwise (auto), or as named")]
+Offset = Annotated[int | None, typer.Option(min=0)]
 
 
-def parse_pairs(pairs: list[str] | None, option: str = "--store-option") -> dict[str, str]:
-    """``["k=v", ...]`` as a dict. Raises typer.BadParameter naming the malformed pair and its ``option``."""
-    parsed = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"{pair!r} is not key=value", param_hint=option)
-        parsed[key.strip()] = value
-    return parsed
+class OutputFormat(StrEnum):
+    """``cat --format``: how records are printed."""
+
+    TEXT = "text"  # kcat-like lines
+    JSONL = "jsonl"  # one JSON object per record, kcat -J fields
 
 
-def parse_time(text: str) -> int:
-    """Milliseconds since the epoch from an integer of ms or an ISO 8601 time (UTC unless it says)."""
-    if re.fullmatch(r"-?\d+", text):
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{text!r} is neither milliseconds nor an ISO 8601 time") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
-
-
-def parse_duration(text: str) -> timedelta:
-    """A duration such as ``500ms``, ``90s``, ``15m``, ``24h`` or ``7d``."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", text.strip())
-    if not match:
-        raise typer.BadParameter(f"{text!r} is not a duration like 500ms, 30s, 15m, 24h or 7d")
-    unit = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match[2]]
-    return timedelta(**{unit: float(match[1])})
+def store_options(pairs: list[str] | None, interactive: bool = True) -> dict[str, str]:
+    """Store options from ``-o`` pairs; interactive commands give up on an unreachable store quickly."""
+    options = parse_pairs(pairs, "--store-option")
+    if interactive:
+        options.setdefault("retry_deadline", CLI_RETRY_DEADLINE)
+    return options
 
 
 def _open(url: str, options: list[str] | None) -> Archive:
-    return open_archive(url, **parse_pairs(options))
+    return open_archive(url, **store_options(options))
 
 
 @app.command("ls")
@@ -121,9 +115,9 @@ def _json_bytes(doc: dict, name: str, value: bytes | None) -> None:
         doc[f"{name}_encoding"] = "base64"
 
 
-def format_record(record: ArchivedRecord, fmt: str) -> str:
+def format_record(record: ArchivedRecord, fmt: OutputFormat) -> str:
     """One output line for a record: kcat-like text, or one JSON object (kcat -J fields)."""
-    if fmt == "text":
+    if fmt is OutputFormat.TEXT:
         where = f"{record.topic} [{record.partition}] @ {record.offset} ts={record.timestamp}"
         return f"{where}: key {_text(record.key)}: {_text(record.value)}"
     doc: dict = {
@@ -148,25 +142,27 @@ def format_record(record: ArchivedRecord, fmt: str) -> str:
 def cat(
     url: str,
     topic: str,
-    partition: Annotated[list[int] | None, typer.Option("-p", "--partition", help="repeatable; default all")] = None,
-    from_offset: Annotated[int | None, typer.Option(help="first offset to print")] = None,
+    partition: Annotated[
+        list[int] | None, typer.Option("-p", "--partition", min=0, help="repeatable; default all")
+    ] = None,
+    from_offset: Annotated[int | None, typer.Option(min=0, help="first offset to print")] = None,
     from_time: Annotated[str | None, typer.Option(help="ms since epoch or ISO 8601: first record at or after")] = None,
-    count: Annotated[int | None, typer.Option("-n", "--count", help="stop after this many records")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="text or jsonl")] = "text",
+    count: Annotated[int | None, typer.Option("-n", "--count", min=0, help="stop after this many records")] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="kcat-like text, or JSON lines")] = OutputFormat.TEXT,
     store_option: StoreOptions = None,
 ) -> None:
     """Print archived records of a topic, partition by partition, like kcat's consumer."""
     if from_offset is not None and from_time is not None:
-        raise typer.BadParameter("give --from-offset or --from-time, not both")
-    if fmt not in ("text", "jsonl"):
-        raise typer.BadParameter(f"{fmt!r} is not text or jsonl", param_hint="--format")
+        raise InvalidSetting("give --from-offset or --from-time, not both")
+    since = parse_time(from_time, "--from-time") if from_time is not None else None
+    check_topic(topic)
     archive = _open(url, store_option)
     remaining = count
     for p in partition or archive.partitions(topic):
         reader = archive.partition(topic, p)
         start = from_offset
-        if from_time is not None:
-            start = reader.offset_for_time(parse_time(from_time))
+        if since is not None:
+            start = reader.offset_for_time(since)
             if start is None:
                 continue
         for record in reader.read(max(start, reader.start_offset) if start is not None else None, skip_lost=True):
@@ -180,8 +176,9 @@ def cat(
 @app.command("verify")
 def verify(url: str, topic: Annotated[str | None, typer.Argument()] = None, store_option: StoreOptions = None) -> None:
     """Check every commit, index node and segment digest and every offset; exit 1 on any problem."""
+    only = check_topic(topic) if topic else None
     archive = _open(url, store_option)
-    logged = archive.logged_partitions(check_topic_option(topic) if topic else None)
+    logged = archive.logged_partitions(only)
     if not logged:
         out.print(f"no topic is archived at {archive.store.url}" + (f" under the name {topic!r}" if topic else ""))
         raise typer.Exit(1 if topic else 0)
@@ -221,8 +218,9 @@ def gc(
     store_option: StoreOptions = None,
 ) -> None:
     """Delete segments and index nodes that no commit references and that are older than the grace period."""
+    grace_period = parse_duration(grace, "--grace")
     archive = _open(url, store_option)
-    report = collect_garbage(archive, parse_duration(grace), dry_run=dry_run)
+    report = collect_garbage(archive, grace_period, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     for key in report.deleted:
         out.print(f"{verb} {key}", highlight=False)
@@ -230,15 +228,6 @@ def gc(
         f"{verb} {len(report.deleted)} object(s); kept {report.referenced} referenced and "
         f"{len(report.kept_young)} unreferenced younger than {grace}"
     )
-
-
-def parse_size(text: str) -> int:
-    """Bytes from ``1048576``, ``64MiB``, ``512KiB``, ``1GiB`` (or MB, KB, GB as powers of 1000)."""
-    match = re.fullmatch(r"(\d+)\s*([KMG]i?B)?", text.strip(), flags=re.I)
-    if not match:
-        raise typer.BadParameter(f"{text!r} is not a size like 64MiB")
-    units = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
-    return int(match[1]) * units.get((match[2] or "").lower(), 1)
 
 
 KafkaProperties = Annotated[
@@ -251,10 +240,7 @@ KafkaPropertiesFile = Annotated[
 
 def kafka_properties(pairs: list[str] | None, path: Path | None) -> dict[str, str]:
     """Kafka client properties from a file, then ``-X`` pairs (which win)."""
-    try:
-        from_file = load_properties(path) if path else {}
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--kafka-properties") from exc
+    from_file = load_properties(path) if path else {}
     return {**from_file, **parse_pairs(pairs, "-X")}
 
 
@@ -278,7 +264,7 @@ def archive(
         bool, typer.Option(help="record offsets Kafka deleted before they were archived, instead of stopping")
     ] = False,
     shutdown_grace: Annotated[str, typer.Option(help="time to commit open segments on SIGTERM")] = "25s",
-    log_format: LogFormat = "auto",
+    log_format: LogFormatOption = LogFormat.AUTO,
     x: KafkaProperties = None,
     kafka_properties_file: KafkaPropertiesFile = None,
     store_option: StoreOptions = None,
@@ -290,21 +276,18 @@ def archive(
     configure_logs(log_format)
     config = ArchiverConfig(
         bootstrap_servers=bootstrap_servers,
-        topic=check_topic_option(topic),
+        topic=check_topic(topic),
         store_url=store,
-        store_options=parse_pairs(store_option),
+        store_options=store_options(store_option, interactive=False),
         group_id=group,
-        segment_bytes=parse_size(segment_bytes),
-        segment_age=parse_duration(segment_age).total_seconds(),
+        segment_bytes=parse_size(segment_bytes, "--segment-bytes"),
+        segment_age=parse_duration(segment_age, "--segment-age").total_seconds(),
         kafka_properties=kafka_properties(x, kafka_properties_file),
         metrics_port=metrics_port,
         accept_loss=accept_loss,
-        shutdown_grace=parse_duration(shutdown_grace).total_seconds(),
+        shutdown_grace=parse_duration(shutdown_grace, "--shutdown-grace").total_seconds(),
     )
-    try:
-        consumer_config(config, "check")
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="-X") from exc
+    consumer_config(config, "check")  # refuses properties that would break the archive
     Archiver(config).run(_stop_on_signals())
 
 
@@ -316,24 +299,12 @@ def operator(
     liveness: Annotated[
         str | None, typer.Option(help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
     ] = None,
-    log_format: LogFormat = "auto",
+    log_format: LogFormatOption = LogFormat.AUTO,
 ) -> None:
     """Run the Kubernetes operator for TopicArchive and ReplayJob resources (settings from PYROSTORE_* variables)."""
     from pyrostore.operator.runner import run
 
     run(namespace or [], liveness, log_format)
-
-
-def parse_partitions(text: str | None) -> tuple[int, ...] | None:
-    """``"0,3"`` as ``(0, 3)``; None stays None."""
-    if text is None:
-        return None
-    try:
-        return tuple(int(p) for p in text.split(",") if p.strip())
-    except ValueError as exc:
-        raise typer.BadParameter(
-            f"{text!r} is not a comma-separated list of partitions", param_hint="--partitions"
-        ) from exc
 
 
 @app.command("replay")
@@ -342,14 +313,16 @@ def replay(
     topic: Annotated[str, typer.Option("--topic", "-t", help="the archived (source) topic")],
     to_topic: Annotated[str, typer.Option("--to-topic", help="the Kafka topic to produce into")],
     bootstrap_servers: Annotated[str, typer.Option("--bootstrap-servers", "-b", help="Kafka HOST:PORT[,...]")],
-    from_offset: Annotated[int | None, typer.Option(help="first offset (inclusive), in every partition")] = None,
+    from_offset: Annotated[int | None, typer.Option(min=0, help="first offset (inclusive), in every partition")] = None,
     from_time: Annotated[str | None, typer.Option(help="ms or ISO 8601: the first record at or after it")] = None,
-    to_offset: Annotated[int | None, typer.Option(help="stop before this offset, in every partition")] = None,
+    to_offset: Annotated[int | None, typer.Option(min=0, help="stop before this offset, in every partition")] = None,
     to_time: Annotated[
         str | None, typer.Option(help="ms or ISO 8601: stop before the first record at or after it")
     ] = None,
     partitions: Annotated[str | None, typer.Option(help="source partitions, e.g. 0,3 (default all)")] = None,
-    partitioning: Annotated[str, typer.Option(help="preserve, key-hash or round-robin")] = "preserve",
+    partitioning: Annotated[
+        Partitioning, typer.Option(help="keep partition numbers, hash keys as Kafka does, or round-robin")
+    ] = Partitioning.PRESERVE,
     rate_limit: Annotated[str | None, typer.Option(help="bytes per second (keys, values, headers), e.g. 10MB")] = None,
     records_per_second: Annotated[float | None, typer.Option(help="records per second")] = None,
     exactly_once: Annotated[bool, typer.Option(help="transactions: each record lands exactly once")] = False,
@@ -371,7 +344,7 @@ def replay(
         str, typer.Option(help="compacted topic holding replay checkpoints")
     ] = DEFAULT_CHECKPOINT_TOPIC,
     checkpoint_interval: Annotated[str, typer.Option(help="time between checkpoints (and transactions)")] = "1s",
-    log_format: LogFormat = "auto",
+    log_format: LogFormatOption = LogFormat.AUTO,
     x: KafkaProperties = None,
     kafka_properties_file: KafkaPropertiesFile = None,
     store_option: StoreOptions = None,
@@ -384,21 +357,21 @@ def replay(
     if worker_index is None:
         index = os.environ.get("JOB_COMPLETION_INDEX", "0")
         if not index.isdigit():
-            raise typer.BadParameter(f"JOB_COMPLETION_INDEX={index!r} is not a number", param_hint="--worker-index")
+            raise InvalidSetting(f"JOB_COMPLETION_INDEX={index!r} is not a number (give --worker-index)")
         worker_index = int(index)
     options = ReplayOptions(
         store_url=store,
         topic=topic,
         to_topic=to_topic,
         bootstrap_servers=bootstrap_servers,
-        store_options=parse_pairs(store_option),
+        store_options=store_options(store_option, interactive=dry_run),
         from_offset=from_offset,
-        from_time=parse_time(from_time) if from_time is not None else None,
+        from_time=parse_time(from_time, "--from-time") if from_time is not None else None,
         to_offset=to_offset,
-        to_time=parse_time(to_time) if to_time is not None else None,
-        partitions=parse_partitions(partitions),
+        to_time=parse_time(to_time, "--to-time") if to_time is not None else None,
+        partitions=parse_partitions(partitions, "--partitions") if partitions is not None else None,
         partitioning=partitioning,
-        rate_limit=parse_size(rate_limit) if rate_limit is not None else None,
+        rate_limit=parse_size(rate_limit, "--rate-limit") if rate_limit is not None else None,
         records_per_second=records_per_second,
         exactly_once=exactly_once,
         provenance_headers=provenance_headers,
@@ -408,7 +381,7 @@ def replay(
         worker_index=worker_index,
         workers=parallelism,
         checkpoint_topic=checkpoint_topic,
-        checkpoint_interval=parse_duration(checkpoint_interval).total_seconds(),
+        checkpoint_interval=parse_duration(checkpoint_interval, "--checkpoint-interval").total_seconds(),
     )
     if dry_run:
         for line in plan_replay(options).describe():
@@ -425,21 +398,32 @@ def replay(
     err.print(f"replayed {progress.records_done} records into {to_topic}", highlight=False)
 
 
-def check_topic_option(topic: str) -> str:
-    """The topic name, or a BadParameter naming what is wrong with it."""
-    try:
-        return check_topic(topic)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--topic") from exc
+def _fail(message: str, code: int) -> None:
+    """Print ``message`` as one line (libraries' messages may span several) and exit with ``code``."""
+    line = "; ".join(part.strip() for part in message.splitlines() if part.strip())
+    err.print(f"[red]error:[/] {escape(line)}", highlight=False)
+    sys.exit(code)
 
 
 def main() -> None:
-    """Console-script entry point: run the app, turning errors into one line and exit code 1."""
+    """Console-script entry point: every error becomes one line on stderr, never a traceback.
+
+    Exit codes: 2 for bad input (options, names, URLs, settings), 1 for failures at run time.
+    """
+    args = sys.argv[1:] or ["--help"]
     try:
-        app()
-    except KafkaException as exc:
-        err.print(f"[red]error:[/] Kafka: {exc.args[0].str() if exc.args else exc}", highlight=False)
-        sys.exit(1)
+        code = app(args, standalone_mode=False)
+    except typer.TyperException as exc:  # typer's usage errors (exit code 2): bad options, arguments, choices
+        ctx = getattr(exc, "ctx", None)
+        exit_code = getattr(exc, "exit_code", 2)
+        where = f" (see {ctx.command_path} --help)" if ctx is not None and exit_code == 2 else ""
+        _fail(exc.format_message() + where, exit_code)
+    except typer.Abort:
+        _fail("aborted", 130)
+    except UsageError as exc:
+        _fail(str(exc), 2)
     except PyrostoreError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(1)
+        _fail(str(exc), 1)
+    except KafkaException as exc:
+        _fail(f"Kafka: {error_text(exc)}", 1)
+    sys.exit(code if isinstance(code, int) else 0)

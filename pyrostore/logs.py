@@ -6,6 +6,16 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class LogFormat(StrEnum):
+    """How processes write their logs to stderr."""
+
+    AUTO = "auto"  # text on a terminal, JSON otherwise
+    TEXT = "text"
+    JSON = "json"
+
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -26,10 +36,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
-def configure(fmt: str = "auto", level: str = "INFO") -> None:
+def configure(fmt: LogFormat = LogFormat.AUTO, level: str = "INFO") -> None:
     """Send logs to stderr as ``text``, ``json``, or ``auto`` (text on a terminal, JSON otherwise)."""
+    fmt = LogFormat(fmt)
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json" or (fmt == "auto" and not sys.stderr.isatty()):
+    if fmt is LogFormat.JSON or (fmt is LogFormat.AUTO and not sys.stderr.isatty()):
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from pyrostore.logs import LogFormat
 from pyrostore.logs import configure as configure_logs
 
 
@@ -13,7 +14,7 @@ def _drop_kopf_settings(record: logging.LogRecord) -> bool:
     return True
 
 
-def run(namespaces: list[str], liveness: str | None = None, log_format: str = "auto") -> None:
+def run(namespaces: list[str], liveness: str | None = None, log_format: LogFormat = LogFormat.AUTO) -> None:
     """Run the handlers until SIGTERM; ``namespaces`` empty means cluster-wide."""
     import kopf
 

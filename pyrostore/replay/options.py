@@ -5,11 +5,21 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from pyrostore.errors import InvalidReplayOptions
 from pyrostore.layout import check_topic
 
-PARTITIONING_MODES = ("preserve", "key-hash", "round-robin")
+
+class Partitioning(StrEnum):
+    """``--partitioning``: where each replayed record goes in the target topic."""
+
+    PRESERVE = "preserve"  # the source partition's number
+    KEY_HASH = "key-hash"  # murmur2 of the key, as Kafka's default partitioner
+    ROUND_ROBIN = "round-robin"  # spread evenly, deterministically
+
+
+PARTITIONING_MODES = tuple(mode.value for mode in Partitioning)
 DEFAULT_CHECKPOINT_TOPIC = "pyrostore-replay-checkpoints"
 
 

@@ -50,16 +50,3 @@ def test_verify_fails_on_damage_with_a_report(tmp_path):
     assert result.returncode == 1
     assert key.rsplit("/", 1)[-1] in result.stdout
     assert "1 problem(s) found" in result.stdout
-
-
-def test_bad_input_gives_one_line_and_no_traceback(tmp_path):
-    for args in (
-        ("ls", "s3x://bucket"),
-        ("ls", str(tmp_path / "missing")),
-        ("cat", str(tmp_path), "no-such-topic"),
-    ):
-        result = run(*args)
-        assert result.returncode != 0, args
-        assert "Traceback" not in result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "unknown scheme" in run("ls", "s3x://bucket").stderr
