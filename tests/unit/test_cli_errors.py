@@ -50,14 +50,14 @@ CASES = [
         ["replay", "--store", "{a}", "-t", "orders", "--to-topic", "x", "-b", "k:1", "--partitioning", "random"],
         USAGE,
         ["--partitioning", "'random'"],
-    ),  # fmt: skip
+    ),
     ("bad-from-time", ["cat", "{a}", "orders", "--from-time", "yesterday"], USAGE, ["--from-time", "'yesterday'"]),
     (
         "bad-to-time",
         ["replay", "--store", "{a}", "-t", "orders", "--to-topic", "x", "-b", "k:1", "--to-time", "2026-13-45"],
         USAGE,
         ["--to-time"],
-    ),  # fmt: skip
+    ),
     ("negative-ms-time", ["cat", "{a}", "orders", "--from-time", "-5"], USAGE, ["--from-time", "before 1970"]),
     ("negative-offset", ["cat", "{a}", "orders", "--from-offset", "-5"], USAGE, ["--from-offset"]),
     ("negative-partition", ["cat", "{a}", "orders", "-p", "-1"], USAGE, ["--partition"]),
@@ -66,33 +66,33 @@ CASES = [
         ["replay", "--store", "{a}", "-t", "orders", "--to-topic", "x", "-b", "k:1", "--from-offset", "-1"],
         USAGE,
         ["--from-offset"],
-    ),  # fmt: skip
+    ),
     ("both-start-bounds", ["cat", "{a}", "orders", "--from-offset", "1", "--from-time", "5"], USAGE, ["not both"]),
     (
         "bad-partition-list",
         ["replay", "--store", "{a}", "-t", "orders", "--to-topic", "x", "-b", "k:1", "--partitions", "0,x"],
         USAGE,
         ["--partitions", "'0,x'"],
-    ),  # fmt: skip
+    ),
     ("bad-duration", ["gc", "{a}", "--grace", "3 weeks"], USAGE, ["--grace", "'3 weeks'"]),
     (
         "bad-size",
         ["archive", "-b", "k:1", "-t", "t", "--store", "{tmp}", "--segment-bytes", "lots"],
         USAGE,
         ["--segment-bytes", "'lots'"],
-    ),  # fmt: skip
+    ),
     (
         "forbidden-kafka-property",
         ["archive", "-b", "k:1", "-t", "t", "--store", "{tmp}", "-X", "isolation.level=read_uncommitted"],
         USAGE,
         ["isolation.level"],
-    ),  # fmt: skip
+    ),
     (
         "missing-properties-file",
         ["archive", "-b", "k:1", "-t", "t", "--store", "{tmp}", "--kafka-properties", "{tmp}/none.properties"],
         USAGE,
         ["none.properties"],
-    ),  # fmt: skip
+    ),
     ("missing-archive-folder", ["ls", "{tmp}/missing"], RUNTIME, ["missing"]),
     ("topic-not-archived", ["cat", "{a}", "payments"], RUNTIME, ["'payments'"]),
     ("partition-not-archived", ["cat", "{a}", "orders", "-p", "7"], RUNTIME, ["orders/7"]),
