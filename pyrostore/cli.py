@@ -21,7 +21,7 @@ import typer
 from confluent_kafka import KafkaException
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from pyrostore.archive import Archive, ArchivedRecord, open_archive
@@ -188,13 +188,11 @@ def verify(url: str, topic: Annotated[str | None, typer.Argument()] = None, stor
             nodes = NodeStore(archive.store, name)
             for p in partitions:
                 task = progress.add_task(f"{name}/{p}", total=None)
-                report = verify_partition(
-                    archive.store,
-                    nodes,
-                    name,
-                    p,
-                    lambda done, total, t=task: progress.update(t, completed=done, total=total),
-                )
+
+                def advance(done: int, total: int, task: TaskID = task) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                report = verify_partition(archive.store, nodes, name, p, advance)
                 progress.remove_task(task)
                 problems += len(report.problems)
                 state = "[green]ok[/]" if report.ok else f"[red]{len(report.problems)} problem(s)[/]"

@@ -82,7 +82,7 @@ class QuietLogger:
 
 def admin_client(properties: Mapping[str, Any], bootstrap: str) -> AdminClient:
     """A quiet admin client for ``bootstrap`` with the connection properties of ``properties``."""
-    return AdminClient({**connection_config(properties, bootstrap), "logger": QuietLogger()})
+    return AdminClient(connection_config(properties, bootstrap), logger=QuietLogger())
 
 
 def error_text(exc: KafkaException) -> str:

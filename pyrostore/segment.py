@@ -23,7 +23,7 @@ import math
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -268,7 +268,8 @@ def binary_array(values: Sequence[bytes | None]) -> pa.Array | pa.ChunkedArray:
     if sum(len(v) for v in sample if v) < _JOIN_FROM_MEAN_BYTES * len(sample):
         return pa.array(values, pa.binary())
     nulls = values.count(None)
-    filled = [b"" if v is None else v for v in values] if nulls else values
+    # Without nulls the values are all bytes already: no copy of the list.
+    filled = [b"" if v is None else v for v in values] if nulls else cast(Sequence[bytes], values)
     ends = list(itertools.accumulate(map(len, filled), initial=0))
     if ends[-1] > _MAX_BINARY_BYTES:  # past 32-bit offsets: pyarrow splits it into chunks
         return pa.array(values, pa.binary())

@@ -87,5 +87,5 @@ def parse_partitions(text: str, name: str | None = None) -> tuple[int, ...]:
     except ValueError:
         partitions = ()
     if not partitions or min(partitions) < 0:
-        raise InvalidSetting(f"{_for(name)}{text!r} is not a comma-separated list of partition numbers")
+        raise InvalidSetting(f"{_for(name)}{text!r} is not a comma-separated list of partitions")
     return partitions

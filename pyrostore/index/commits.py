@@ -128,6 +128,7 @@ def write_head(store: ObjectStore, commit: Commit) -> None:
 def read_head(store: ObjectStore, topic: str, partition: int) -> Commit | None:
     """The partition's newest commit, or None when the partition has never been archived."""
     key = head_key(topic, partition)
+    hint: Commit | None
     try:
         hint = decode_commit(store.get(key), f"{store.url}/{key}")
         if (hint.topic, hint.partition) != (topic, partition):

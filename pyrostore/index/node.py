@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from pyrostore.errors import FormatError, IntegrityError
+from pyrostore.layout import segment_key
 
 NODE_FORMAT = 1
 
@@ -44,6 +45,12 @@ class Entry:
     def lost(self) -> bool:
         """Whether this leaf entry records offsets that were lost before they could be archived."""
         return self.digest is None
+
+    def segment_key(self, topic: str, partition: int) -> str:
+        """The key of the segment this leaf entry names. Raises ValueError for a lost range (it names none)."""
+        if self.digest is None or self.first is None:
+            raise ValueError(f"the entry at {self.base} of {topic}/{partition} names no segment (a lost range)")
+        return segment_key(topic, partition, self.first, self.digest)
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,9 @@ def check_tiling(entries: Sequence[Entry], where: str) -> None:
             raise IntegrityError(f"{where}: entry at {entry.base} does not start at the previous end {previous.end}")
         if entry.end <= entry.base:
             raise IntegrityError(f"{where}: entry covers an empty or negative range [{entry.base}, {entry.end})")
-        if entry.records and not (entry.base <= entry.first <= entry.last < entry.end):
+        if entry.records and (
+            entry.first is None or entry.last is None or not entry.base <= entry.first <= entry.last < entry.end
+        ):
             raise IntegrityError(
                 f"{where}: records {entry.first}..{entry.last} lie outside [{entry.base}, {entry.end})"
             )

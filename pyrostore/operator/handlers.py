@@ -56,7 +56,7 @@ def _apply(manifest: Mapping) -> None:
     client.AppsV1Api(api()).patch_namespaced_deployment(
         manifest["metadata"]["name"],
         manifest["metadata"]["namespace"],
-        manifest,
+        dict(manifest),
         field_manager=MANAGER,
         force=True,
         _content_type="application/apply-patch+yaml",
@@ -180,7 +180,9 @@ def ensure_job(body: Mapping, logger: logging.Logger | logging.LoggerAdapter) ->
     job = _read(batch.read_namespaced_job, name, namespace)
     if job is None and (body.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
         try:
-            job = api().sanitize_for_serialization(batch.create_namespaced_job(namespace, desired))
+            job = api().sanitize_for_serialization(
+                batch.create_namespaced_job(namespace, client.V1Job.model_validate(desired))
+            )
             logger.info(f"created Job {name}")
         except ApiException as exc:
             if exc.status != 409:  # 409: the timer and the create handler raced; the other one created it

@@ -67,7 +67,7 @@ def _owned(api_version: str, kind: str, name: str, owner: Mapping, labels: dict[
 
 
 def _pairs(flag: str, pairs: Mapping[str, str] | None) -> list[str]:
-    return [arg for key in sorted(pairs or {}) for arg in (flag, f"{key}={pairs[key]}")]
+    return [arg for key, value in sorted((pairs or {}).items()) for arg in (flag, f"{key}={value}")]
 
 
 def _pod_wiring(storage: Mapping, kafka: Mapping) -> tuple[list[Manifest], list[Manifest], list[Manifest], list[str]]:

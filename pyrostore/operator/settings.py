@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 GROUP = "pyrostore.io"
@@ -21,9 +22,10 @@ class OperatorSettings:
     service_account: str = ""  # the archiver's and replay's ServiceAccount ("" = the namespace's default)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> OperatorSettings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
         """Settings from ``PYROSTORE_*`` environment variables, defaults for the rest."""
-        env = os.environ if env is None else env
+        if env is None:
+            env = os.environ
         defaults = cls()
         return cls(
             image=env.get("PYROSTORE_IMAGE", defaults.image),

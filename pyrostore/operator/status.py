@@ -10,13 +10,13 @@ import time
 from collections.abc import Mapping
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import ConfigResource
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from pyrostore.errors import SecretUnavailable, StoreError, TopicNotFound
 from pyrostore.index.commits import read_head
-from pyrostore.kafka import error_text, missing_topic, parse_properties
+from pyrostore.kafka import admin_client, error_text, missing_topic, parse_properties
 from pyrostore.operator.conditions import ArchiveObservation, PartitionState
 from pyrostore.store import ObjectStore, open_store
 
@@ -68,7 +68,7 @@ def resource_kafka_config(api: client.ApiClient, namespace: str, kafka: Mapping)
 
 
 def _retention_ms(conf: dict[str, str], topic: str) -> int:
-    admin = AdminClient(conf)
+    admin = admin_client(conf, conf["bootstrap.servers"])
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     entries = admin.describe_configs([resource], request_timeout=_TIMEOUT)[resource].result(timeout=_TIMEOUT)
     return int(entries["retention.ms"].value)

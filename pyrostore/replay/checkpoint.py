@@ -90,11 +90,12 @@ def read_checkpoints(
             message = consumer.poll(0.05)
             if message is None:
                 continue
-            if message.error() is not None:
-                if message.error().code() == KafkaError._PARTITION_EOF and message.offset() >= high:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    raise KafkaUnavailable(f"reading checkpoint topic {topic!r} failed: {error.str()}")
+                if (message.offset() or 0) >= high:
                     return found
-                if message.error().code() != KafkaError._PARTITION_EOF:
-                    raise KafkaUnavailable(f"reading checkpoint topic {topic!r} failed: {message.error().str()}")
                 continue
             checkpoint = decode_checkpoint(message.key(), message.value(), replay_id)
             if checkpoint is not None:

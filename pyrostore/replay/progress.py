@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 log = logging.getLogger("pyrostore.replay")
 
@@ -30,7 +31,7 @@ class ProgressDisplay:
         self.console = console
         self.interval = interval
         self._bar: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
         self._started = time.monotonic()
         self._logged = self._started
         self._first_records: int | None = None
@@ -63,7 +64,11 @@ class ProgressDisplay:
         elapsed = max(now - self._started, 1e-6)
         rate = (progress.records_done - self._first_records) / elapsed
         if self._bar is not None:
-            fields = dict(mb=progress.bytes_done / 1e6, mb_total=progress.bytes_total / 1e6, rate=rate)
+            fields: dict[str, Any] = {
+                "mb": progress.bytes_done / 1e6,
+                "mb_total": progress.bytes_total / 1e6,
+                "rate": rate,
+            }
             if self._task is None:
                 self._task = self._bar.add_task("replay", total=progress.records_total, **fields)
             self._bar.update(self._task, completed=progress.records_done, **fields)

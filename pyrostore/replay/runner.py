@@ -77,6 +77,13 @@ class Replayer:
         self._producer: Producer | None = None
         self._last_checkpoint = 0.0
 
+    @property
+    def producer(self) -> Producer:
+        """The target producer, while :meth:`run` runs."""
+        if self._producer is None:
+            raise RuntimeError("the replay is not running")
+        return self._producer
+
     def run(self, stop: threading.Event | None = None) -> ReplayProgress:
         """Replay until every range is done or ``stop`` is set; return the progress reached.
 
@@ -94,14 +101,14 @@ class Replayer:
             options.partitioning, [r.partition for r in plan.ranges if r.records], target_count, options.to_topic
         )
         ensure_checkpoint_topic(admin, options.checkpoint_topic, options.bootstrap_servers)
-        self._producer = Producer(
+        self._producer = producer = Producer(
             {**producer_config(options), "delivery.report.only.error": True, "on_delivery": self._delivered},
             logger=log,
         )
         if options.exactly_once:
             # Fences a previous incarnation (same transactional.id) and aborts its open transaction, so the
             # checkpoints read next are final.
-            self._producer.init_transactions(KAFKA_TIMEOUT)
+            producer.init_transactions(KAFKA_TIMEOUT)
         done = read_checkpoints(admin, client_config(options), options.checkpoint_topic, options.identity)
         self._ranges = [_Range(r, done.get(r.partition) or Checkpoint(r.partition, r.start, 0, 0)) for r in plan.ranges]
         if any(r.checkpoint.records_done for r in self._ranges):
@@ -128,7 +135,7 @@ class Replayer:
     # --- one range ---------------------------------------------------------------------------------------
 
     def _replay_range(self, reader: PartitionArchive, state: _Range, targets: int, stop: threading.Event) -> None:
-        producer, options = self._producer, self.options
+        producer, options = self.producer, self.options
         to_topic, source = options.to_topic, state.plan.partition
         provenance = (options.topic, source) if options.provenance_headers else None
         produce = producer.produce
@@ -189,12 +196,12 @@ class Replayer:
 
     def _begin(self) -> None:
         if self.options.exactly_once:
-            self._producer.begin_transaction()
+            self.producer.begin_transaction()
         self._last_checkpoint = self.clock()
 
     def _checkpoint(self, states: list[_Range]) -> None:
         """Make the records sent so far and the checkpoints of ``states`` durable together."""
-        producer, options = self._producer, self.options
+        producer, options = self.producer, self.options
         if not options.exactly_once:
             self._flush()
         for state in states:
@@ -211,7 +218,7 @@ class Replayer:
         self._raise_delivery_errors()
 
     def _flush(self) -> None:
-        left = self._producer.flush(KAFKA_TIMEOUT)
+        left = self.producer.flush(KAFKA_TIMEOUT)
         if left:
             raise KafkaUnavailable(
                 f"{left} record(s) to {self.options.to_topic} were not acknowledged within {KAFKA_TIMEOUT:.0f}s"
@@ -249,11 +256,14 @@ def _read_ahead(reader: PartitionArchive, start: int, stop: int) -> Iterator[tup
             return reader.read_segment(entry, COLUMNS, cut_start, stop if stop < entry.end else None)
 
         current = next(entries, None)
-        pending = pool.submit(read, current) if current is not None else None
+        if current is None:
+            return
+        pending = pool.submit(read, current)
         while current is not None:
             table = pending.result()
             following = next(entries, None)
-            pending = pool.submit(read, following) if following is not None else None
+            if following is not None:
+                pending = pool.submit(read, following)
             yield current, table
             current = following
 
