@@ -22,8 +22,8 @@ servers: ## Fetch and build every server of the stack (cached; a server that fai
 bench: ## Every benchmark (or those named in BENCHES), each printing Pyrostore beside its baseline
 	$(IN_VENV) for b in $(BENCHES); do $(VENV_PY) bench/$$b.py || exit 1; done
 
-lint:
-	$(IN_VENV) $(VENV_PY) -m ruff check . && $(VENV_PY) -m ruff format --check .
+lint: ## ruff (lint and format) and mypy
+	$(IN_VENV) $(VENV_PY) -m ruff check . && $(VENV_PY) -m ruff format --check . && $(VENV_PY) -m mypy
 
 lock: ## Update requirements.lock from pyproject.toml (UPGRADE=1: newest releases within its ranges)
 	$(PYTHON) e2e/venv.py lock $(if $(UPGRADE),--upgrade)
