@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -34,10 +33,7 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.archive_throughput import fastest, peak_rss_mb, produce, run_rounds  # noqa: E402
+from bench.common import fastest, peak_rss_mb, produce, run_rounds
 
 BASELINE_ROLES = ("kafka-poll", "kafka-consume")
 PYROSTORE_ROLES = ("pyrostore-poll", "pyrostore-consume", "pyrostore-batches")
@@ -177,9 +173,7 @@ def archive_topic(setup: dict, workdir: Path, segment_bytes: str, timeout: float
     archive = open_archive(setup["url"], **setup["options"])
     started = time.perf_counter()
     with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)}
-        )
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
         while True:
             try:

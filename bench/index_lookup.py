@@ -17,9 +17,6 @@ import random
 import sys
 import tempfile
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pyrostore.archive import Archive
 from pyrostore.index.writer import PartitionWriter

@@ -15,15 +15,11 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.archive_throughput import _values, fastest, peak_rss_mb, run_rounds  # noqa: E402
+from bench.common import event_values, fastest, peak_rss_mb, run_rounds
 
 PER_SEGMENT = 50_000
 
@@ -35,7 +31,7 @@ def build(folder: str, topic: str, partitions: int, size: int, total_bytes: int)
     from pyrostore.store import open_store
 
     store = open_store(folder)
-    pool = _values(size)
+    pool = event_values(size)
     per_partition = total_bytes // size // partitions
     base_time = int(time.time() * 1000) - 3_600_000
     for p in range(partitions):

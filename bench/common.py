@@ -1,0 +1,100 @@
+"""What several benchmarks share: a Kafka topic filled with event-like values, figures of this process, and
+running each role of a bench in its own process, in turns, keeping each role's fastest run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+def produce(bootstrap: str, topic: str, partitions: int, size: int, total_bytes: int) -> int:
+    """Create the topic and fill it with ``total_bytes`` of JSON-like values of ``size`` bytes; return the count."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    config = {"segment.bytes": str(256 * 1024 * 1024), "retention.ms": "-1"}
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the topic exists
+    admin.create_topics([NewTopic(topic, partitions, 1, config=config)])[topic].result(60)
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 50,
+            "batch.size": 1_000_000,
+            "queue.buffering.max.kbytes": 1_048_576,
+        }
+    )
+    pool = event_values(size)
+    count = total_bytes // size
+    for i in range(count):
+        value = pool[i % len(pool)]
+        while True:
+            try:
+                producer.produce(topic, value, b"user-%d" % (i % 10007))
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 10000 == 0:
+            producer.poll(0)
+    producer.flush(300)
+    return count
+
+
+def event_values(size: int, count: int = 4096) -> list[bytes]:
+    """JSON-like values of ``size`` bytes that compress about 3x, like typical event payloads."""
+    rng = random.Random(size)
+    words = ["page_view", "checkout", "search", "click", "session", "product", "user", "cart", "promo", "ok"]
+    values = []
+    for _ in range(count):
+        text = f'{{"id": "{rng.getrandbits(128):032x}", "event": "{rng.choice(words)}", "fields": {{'
+        while len(text) < size:
+            text += f'"{rng.choice(words)}": "{rng.choice(words)}-{rng.getrandbits(24):x}", '
+
+        values.append(text.encode()[:size])
+    return values
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (Linux VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds() -> float:
+    """CPU time (user and system, all threads) this process has used so far."""
+    times = os.times()
+    return times.user + times.system
+
+
+def run_role(role: str, *args: str, script: str) -> dict:
+    """Run one role of a bench ``script`` in a fresh process (so its memory is its own); return its JSON figures."""
+    # The child inherits this environment, and with it the PYTHONPATH that found the repository's packages.
+    result = subprocess.run([sys.executable, script, "--role", role, *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{role} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_rounds(
+    roles: Sequence[str], rounds: int, role_args: Callable[[int], Sequence[str]], script: str
+) -> dict[str, list[dict]]:
+    """Run every role ``rounds`` times, in turns, reversing the order each round (so that no role always meets a
+    cold cache first); ``role_args(round)`` gives the roles' arguments. Returns each role's figures."""
+    runs: dict[str, list[dict]] = {role: [] for role in roles}
+    for round_ in range(rounds):
+        for role in roles if round_ % 2 == 0 else reversed(roles):
+            figures = run_role(role, *role_args(round_), script=script)
+            runs[role].append(figures)
+            print(f"  round {round_} {role}: {figures['seconds']:.2f} s", flush=True)
+    return runs
+
+
+def fastest(runs: dict[str, list[dict]]) -> dict[str, dict]:
+    """Each role's fastest run."""
+    return {role: min(figures, key=lambda f: f["seconds"]) for role, figures in runs.items()}
