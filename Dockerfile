@@ -1,10 +1,13 @@
 # One image for the operator, the archiver and replay: `pyrostore operator | archive | replay ...`.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements-runtime.lock ./
 COPY pyrostore ./pyrostore
+# Exactly the locked dependencies (hash-checked), then the package itself.
 RUN python -m venv /opt/pyrostore \
-    && /opt/pyrostore/bin/pip install --no-cache-dir --disable-pip-version-check . \
+    && /opt/pyrostore/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes \
+        --only-binary=:all: -r requirements-runtime.lock \
+    && /opt/pyrostore/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps . \
     && /opt/pyrostore/bin/python -m compileall -q /opt/pyrostore
 
 FROM python:3.11-slim

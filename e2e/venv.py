@@ -26,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements.lock"
+RUNTIME_LOCK = ROOT / "requirements-runtime.lock"  # the dependencies alone, for the container image
 UV_VERSION = "0.13.9"
 LOCK_PYTHON = "3.11"
 LOCK_PLATFORM = "x86_64-unknown-linux-gnu"
@@ -105,17 +106,19 @@ def uv() -> Path:
 
 
 def lock(upgrade: bool) -> None:
-    """Resolve pyproject.toml's requirements into the lock: pins already there are kept while they still fit,
-    unless ``upgrade``, which takes the newest release of everything within the ranges."""
-    command = [str(uv()), "pip", "compile", "--no-config", "--quiet", "--cache-dir", str(cache() / "uv")]
-    command += ["pyproject.toml", "--extra", "dev", "--extra", "sql", "--generate-hashes"]
-    command += ["--python-version", LOCK_PYTHON, "--python-platform", LOCK_PLATFORM]
-    command += ["--custom-compile-command", "make lock", "--output-file", LOCK.name]
-    if upgrade:
-        command.append("--upgrade")
-    if subprocess.run(command, cwd=ROOT, stdout=sys.stderr).returncode != 0:
-        raise Failed(f"uv could not resolve pyproject.toml's requirements into {LOCK.name} (its messages above)")
-    LOCK.write_text(f"{STAMP}{requirements_digest()}\n{LOCK.read_text()}")  # uv rewrites its header, stamp gone
+    """Resolve pyproject.toml's requirements into the locks (with the extras, and the dependencies alone): pins
+    already there are kept while they still fit, unless ``upgrade``, which takes the newest release of everything
+    within the ranges."""
+    for path, extras in ((LOCK, ["--extra", "dev", "--extra", "sql"]), (RUNTIME_LOCK, [])):
+        command = [str(uv()), "pip", "compile", "--no-config", "--quiet", "--cache-dir", str(cache() / "uv")]
+        command += ["pyproject.toml", *extras, "--generate-hashes"]
+        command += ["--python-version", LOCK_PYTHON, "--python-platform", LOCK_PLATFORM]
+        command += ["--custom-compile-command", "make lock", "--output-file", path.name]
+        if upgrade:
+            command.append("--upgrade")
+        if subprocess.run(command, cwd=ROOT, stdout=sys.stderr).returncode != 0:
+            raise Failed(f"uv could not resolve pyproject.toml's requirements into {path.name} (its messages above)")
+        path.write_text(f"{STAMP}{requirements_digest()}\n{path.read_text()}")  # uv rewrites its header
 
 
 def main() -> None:
