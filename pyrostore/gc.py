@@ -77,17 +77,11 @@ def _referenced(archive: Archive, topic: str, partitions: list[int]) -> set[str]
     nodes = tree.NodeStore(archive.store, topic)
     live: set[str] = set()
     for partition in partitions:
-        for commit in iter_commits(archive.store, topic, partition):
-            pending = [commit.root] if commit.root else []
-            while pending:  # consecutive commits share all but their right edge: skip what is known live
-                entry = pending.pop()
-                key = node_key(topic, entry.digest)
-                if key in live:
-                    continue
-                live.add(key)
-                node = nodes.load(entry.digest)
-                if node.level > 0:
-                    pending.extend(node.entries)
-                    continue
-                live.update(segment_key(topic, partition, e.first, e.digest) for e in node.entries if not e.lost)
+        roots = (commit.root for commit in iter_commits(archive.store, topic, partition))
+        for visit in tree.walk(nodes, roots):
+            if visit.error is not None:  # never guess: an unreadable node may protect anything
+                raise visit.error
+            if visit.first:
+                live.add(node_key(topic, visit.entry.digest))
+                live.update(segment_key(topic, partition, e.first, e.digest) for e in visit.leaves if not e.lost)
     return live

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from pyrostore.errors import FormatError, IntegrityError, ObjectNotFound, PyrostoreError
 from pyrostore.index import tree
 from pyrostore.index.commits import Commit, decode_commit, read_commit
-from pyrostore.index.node import Entry, summarize
+from pyrostore.index.node import Entry
 from pyrostore.layout import commit_prefix, head_key, parse_commit_seq, segment_key
 from pyrostore.segment import decode_segment, read_segment_metadata
 from pyrostore.store import ObjectStore
@@ -129,43 +129,28 @@ def _check_hint(store, topic, partition, problem) -> None:
 
 
 def _check_trees(nodes: tree.NodeStore, commits: list[Commit], report: PartitionReport, problem) -> list[Entry]:
-    """Check every node under every commit's root (each once); return all leaf entries, each once."""
-    summaries: dict[str, tuple[int, Entry] | None] = {}  # digest -> (level, summary); None if unreadable
+    """Check every reference to a node under every commit's root (each node once); return all leaf entries."""
     leaves: dict[int, Entry] = {}
-
-    def walk(entry: Entry, expected_level: int | None) -> None:
-        where = f"index node {entry.digest}"
-        if entry.digest in summaries:  # shared with a tree checked already: check only this reference
-            if (known := summaries[entry.digest]) is not None:
-                _check_reference(entry, expected_level, *known, where, problem)
-            return
-        try:
-            node = nodes.load(entry.digest)
-        except PyrostoreError as exc:
-            summaries[entry.digest] = None
-            problem(where, str(exc))
-            return
-        report.nodes += 1
-        summaries[entry.digest] = (node.level, summarize(node.entries, entry.digest))
-        _check_reference(entry, expected_level, *summaries[entry.digest], where, problem)
-        for child in node.entries:
-            if node.level == 0:
-                if leaves.setdefault(child.base, child) != child:
-                    problem(where, f"the trees of two commits disagree about offset {child.base} (a fork)")
-            else:
-                walk(child, node.level - 1)
-
-    for commit in commits:
-        if commit.root is not None:
-            walk(commit.root, None)
+    for visit in tree.walk(nodes, (commit.root for commit in commits)):
+        where = f"index node {visit.entry.digest}"
+        if visit.error is not None:
+            if visit.first:
+                problem(where, str(visit.error))
+            continue
+        if visit.first:
+            report.nodes += 1
+        _check_reference(visit, where, problem)
+        for leaf in visit.leaves:
+            if leaves.setdefault(leaf.base, leaf) != leaf:
+                problem(where, f"the trees of two commits disagree about offset {leaf.base} (a fork)")
     return sorted(leaves.values(), key=lambda leaf: leaf.base)
 
 
-def _check_reference(entry: Entry, expected_level: int | None, level: int, summary: Entry, where: str, problem) -> None:
+def _check_reference(visit: tree.Visit, where: str, problem) -> None:
     """The entry naming a node must sit one level above it and summarise it exactly."""
-    if expected_level is not None and level != expected_level:
-        problem(where, f"level {level}, expected {expected_level}")
-    if summary != entry:
+    if visit.expected_level is not None and visit.level != visit.expected_level:
+        problem(where, f"level {visit.level}, expected {visit.expected_level}")
+    if visit.summary != visit.entry:
         problem(where, "an entry naming it does not match its entries' summary")
 
 

@@ -34,14 +34,63 @@ class Flushed:
     error: BaseException | None = None
 
 
-class Flusher:
-    """A thread committing one partition's segments in order; results go to a shared queue."""
+class InFlight:
+    """Bytes of segments handed to flushers and not committed yet, across one archiver's partitions.
 
-    def __init__(self, writer: PartitionWriter, results: Callable[[Flushed], None], depth: int = 1) -> None:
+    Each flusher adds a segment's bytes when it is submitted and releases them when its commit ends, whether
+    it succeeded or not. The reading thread waits here for room (back-pressure) and wakes as soon as a release
+    makes some. A forgotten holder stops counting, whatever it still holds: the archiver gave it up.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[object, int] = {}  # holder -> its bytes
+        self._changed = threading.Condition()
+
+    @property
+    def bytes(self) -> int:
+        """The bytes all holders hold."""
+        with self._changed:
+            return self._total()
+
+    def add(self, holder: object, size: int) -> None:
+        """Count ``size`` more bytes held by ``holder``."""
+        with self._changed:
+            self._held[holder] = self._held.get(holder, 0) + size
+
+    def release(self, holder: object, size: int) -> None:
+        """``holder`` no longer holds ``size`` of its bytes (ignored once it is forgotten)."""
+        with self._changed:
+            if holder in self._held:
+                self._held[holder] -= size
+                self._changed.notify_all()
+
+    def forget(self, holder: object) -> None:
+        """Stop counting ``holder``'s bytes, now and later."""
+        with self._changed:
+            if self._held.pop(holder, 0):
+                self._changed.notify_all()
+
+    def wait_at_most(self, limit: int, timeout: float | None) -> bool:
+        """Wait until at most ``limit`` bytes are held; False if ``timeout`` seconds passed first."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._total() <= limit, timeout)
+
+    def _total(self) -> int:
+        return sum(self._held.values())
+
+
+class Flusher:
+    """A thread committing one partition's segments in order; results go to a shared queue.
+
+    The segments it holds, queued or committing, count in ``in_flight`` until their commit ends.
+    """
+
+    def __init__(
+        self, writer: PartitionWriter, results: Callable[[Flushed], None], in_flight: InFlight, depth: int = 1
+    ) -> None:
         self.writer = writer
         self._report = results
-        self._pending = 0  # approximate bytes submitted and not yet committed
-        self._pending_lock = threading.Lock()
+        self._in_flight = in_flight
         self._queue: queue.Queue[tuple[MessageColumns, int] | None] = queue.Queue(maxsize=depth)
         self.failed: BaseException | None = None
         self._thread = threading.Thread(
@@ -52,19 +101,18 @@ class Flusher:
     def submit(self, records: MessageColumns, next_offset: int) -> None:
         """Queue a segment's records for commit; blocks while ``depth`` segments are waiting."""
         if self.failed is None:
-            with self._pending_lock:
-                self._pending += records.approx_bytes
+            self._in_flight.add(self, records.approx_bytes)
             self._queue.put((records, next_offset))
 
-    @property
-    def pending_bytes(self) -> int:
-        """Bytes handed to this flusher and not committed yet (for the archiver's memory budget)."""
-        return self._pending
-
     def close(self, timeout: float | None = None) -> bool:
-        """Commit what is queued, stop the thread, and return whether it finished within ``timeout``."""
+        """Commit what is queued, stop the thread, and return whether it finished within ``timeout``.
+
+        Either way its segments stop counting in ``in_flight``: the archiver must not wait for a partition it
+        gave up, even while a commit that outlived ``timeout`` still holds them.
+        """
         self._queue.put(None)
         self._thread.join(timeout)
+        self._in_flight.forget(self)
         return not self._thread.is_alive()
 
     def _run(self) -> None:
@@ -77,8 +125,7 @@ class Flusher:
                 self.failed = exc
                 self._report(Flushed(self.writer.partition, None, error=exc))
             finally:
-                with self._pending_lock:
-                    self._pending -= records.approx_bytes
+                self._in_flight.release(self, records.approx_bytes)
         self.writer.close()
 
     def _flush(self, records: MessageColumns, next_offset: int) -> Flushed:

@@ -23,7 +23,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from pyrostore.archiver.config import ArchiverConfig, consumer_config
 from pyrostore.archiver.decisions import largest, should_roll, start_position
-from pyrostore.archiver.flusher import Flushed, Flusher
+from pyrostore.archiver.flusher import Flushed, Flusher, InFlight
 from pyrostore.archiver.identity import TopicIdentity, ensure_descriptor
 from pyrostore.archiver.metrics import ArchiverMetrics
 from pyrostore.errors import FencedError, HistoryLost, KafkaUnavailable
@@ -35,6 +35,7 @@ from pyrostore.store import ObjectStore, open_store
 log = logging.getLogger(__name__)
 
 _BATCH = 10_000  # messages per consume() call
+_RECHECK = 1.0  # seconds between looks at flush results while waiting for room in the memory budget
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Archiver:
         self.writer_id = f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
         self._partitions: dict[int, _Partition] = {}
         self._results: queue.Queue[Flushed] = queue.Queue()
+        self._in_flight = InFlight()  # segments handed to flushers and not committed yet
         self._cooperative = "cooperative" in config.kafka_properties.get("partition.assignment.strategy", "")
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -141,8 +143,8 @@ class Archiver:
             self._roll(consumer, partition, self._partitions[partition])
             del buffered[partition]
         # Backpressure: segments being committed count against the same budget as open ones.
-        while sum(s.flusher.pending_bytes for s in self._partitions.values()) > config.max_buffer_bytes:
-            time.sleep(0.005)
+        while not self._in_flight.wait_at_most(config.max_buffer_bytes, _RECHECK):
+            self._collect(consumer)  # a failed flusher's error surfaces even while others still commit
 
     def _roll(self, consumer: Consumer, partition: int, state: _Partition) -> None:
         """Hand the open segment to the flusher; its end covers trailing gaps the consumer has passed."""
@@ -217,7 +219,7 @@ class Archiver:
                 raise HistoryLost(message)
             log.error("%s; recording the loss in the archive and going on", message)
             writer.record_lost(start.offset)
-        self._partitions[partition] = _Partition(Flusher(writer, self._results.put), start.offset)
+        self._partitions[partition] = _Partition(Flusher(writer, self._results.put, self._in_flight), start.offset)
         log.info("assigned %s/%d: resuming at offset %d (epoch %d)", topic, partition, start.offset, writer.epoch)
         return start.offset
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 
-from pyrostore.errors import IntegrityError, ObjectNotFound
+from pyrostore.errors import IntegrityError, ObjectNotFound, PyrostoreError
 from pyrostore.index.node import Entry, Node, check_tiling, decode_node, encode_node, summarize
 from pyrostore.layout import node_key
 from pyrostore.store import ObjectStore
@@ -160,19 +161,6 @@ def _iter_under(nodes: NodeStore, node: Node, start: int, stop: int | None) -> I
             yield from _iter_under(nodes, nodes.load(entry.digest), start, stop)
 
 
-def iter_nodes(nodes: NodeStore, root: Entry | None) -> Iterator[tuple[Entry, Node]]:
-    """Every node of the tree with the entry that names it, depth first (for verify and gc)."""
-    if root is None:
-        return
-    pending = [root]
-    while pending:
-        entry = pending.pop()
-        node = nodes.load(entry.digest)
-        yield entry, node
-        if node.level > 0:
-            pending.extend(reversed(node.entries))
-
-
 def _last_at_or_before(entries: Sequence[Entry], offset: int) -> int:
     """Index of the last entry whose base is <= offset (0 when offset lies before them all)."""
     low, high = 0, len(entries)
@@ -183,3 +171,64 @@ def _last_at_or_before(entries: Sequence[Entry], offset: int) -> int:
         else:
             high = middle
     return low
+
+
+# --- walking many trees --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One reference met by :func:`walk`: an entry naming a node, and what that node turned out to be.
+
+    ``expected_level`` is the level the referencing parent implies (None for a root). ``level`` and ``summary``
+    (the entry the node's own entries summarise to) describe the node on every visit, so that each reference can
+    be checked; ``node`` itself comes only with the ``first`` visit, after which the walk descends into its
+    children. ``error`` says why the node could not be loaded, on every visit of it (the other fields are None).
+    """
+
+    entry: Entry
+    expected_level: int | None
+    first: bool
+    level: int | None = None
+    summary: Entry | None = None
+    node: Node | None = None
+    error: PyrostoreError | None = None
+
+    @property
+    def leaves(self) -> tuple[Entry, ...]:
+        """A leaf node's entries on its first visit, else none: each leaf node's entries come once.
+
+        One entry may still come twice, from two leaf nodes: older trees' right edges hold it in nodes since replaced.
+        """
+        return self.node.entries if self.node is not None and self.node.level == 0 else ()
+
+
+def walk(nodes: NodeStore, roots: Iterable[Entry | None]) -> Iterator[Visit]:
+    """Every reference to a node in the trees of ``roots``, depth first, left to right, root after root.
+
+    Trees of successive commits share all but their right edge, so each node is loaded once for the whole walk:
+    a node met again is visited (its reference may still be wrong) but not descended into. A node that cannot be
+    loaded is reported in its visit and the walk goes on without its subtree.
+    """
+    seen: dict[str, Visit] = {}  # digest -> what a later reference learns of the node (not the node itself)
+    for root in roots:
+        pending: list[tuple[Entry, int | None]] = [] if root is None else [(root, None)]
+        while pending:
+            entry, expected_level = pending.pop()
+            if (known := seen.get(entry.digest)) is not None:
+                yield replace(known, entry=entry, expected_level=expected_level)
+                continue
+            visit = _first_visit(nodes, entry, expected_level)
+            seen[entry.digest] = replace(visit, first=False, node=None)
+            yield visit
+            if visit.node is not None and visit.node.level > 0:
+                pending.extend((child, visit.node.level - 1) for child in reversed(visit.node.entries))
+
+
+def _first_visit(nodes: NodeStore, entry: Entry, expected_level: int | None) -> Visit:
+    try:
+        node = nodes.load(entry.digest)
+    except PyrostoreError as exc:
+        return Visit(entry, expected_level, first=True, error=exc)
+    summary = summarize(node.entries, entry.digest)
+    return Visit(entry, expected_level, first=True, level=node.level, summary=summary, node=node)

@@ -7,11 +7,13 @@ import time
 from datetime import timedelta
 
 import duckdb
+import pytest
 
 from pyrostore.archive import Archive
+from pyrostore.errors import IntegrityError
 from pyrostore.gc import collect_garbage
 from pyrostore.index import tree
-from pyrostore.layout import ROOT_PREFIX, segment_key
+from pyrostore.layout import ROOT_PREFIX, node_key, segment_key
 from pyrostore.sql import duckdb_view
 from pyrostore.store import open_store
 from pyrostore.verify import verify_partition
@@ -67,6 +69,23 @@ def test_gc_removes_old_leftovers_and_nothing_else(tmp_path):
         assert verify_partition(store, tree.NodeStore(store, TOPIC), TOPIC, partition).ok
     assert Archive(store).partition(TOPIC, 1).next_offset == 40
     assert collect_garbage(Archive(store), grace=timedelta(0)).deleted == []
+
+
+def test_gc_deletes_nothing_when_a_referenced_node_is_unreadable(tmp_path):
+    root = str(tmp_path / "archive")
+    store = open_store(root)
+    build_partition(store, TOPIC, 0, segments=6)
+    crashed = _leave_crash_leftovers(store, 0, start=60)
+    for info in store.list(ROOT_PREFIX):
+        _age(root, info.key, 3 * 3600)
+    head = Archive(store).partition(TOPIC, 0).commit.root
+    store.delete(node_key(TOPIC, head.digest))
+    before = {i.key for i in store.list(ROOT_PREFIX)}
+
+    with pytest.raises(IntegrityError, match="missing"):
+        collect_garbage(Archive(store), grace=timedelta(0))
+    assert {i.key for i in store.list(ROOT_PREFIX)} == before
+    assert set(crashed) <= before
 
 
 def test_duckdb_reads_exactly_the_committed_segments(tmp_path):

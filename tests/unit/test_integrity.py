@@ -6,7 +6,7 @@ import pytest
 
 from pyrostore.archive import Archive
 from pyrostore.errors import IntegrityError
-from pyrostore.index.tree import NodeStore, iter_nodes
+from pyrostore.index.tree import NodeStore, walk
 from pyrostore.layout import ROOT_PREFIX, node_key, segment_key
 from pyrostore.store import open_store
 from pyrostore.verify import verify_partition
@@ -61,7 +61,7 @@ def test_every_flipped_object_is_reported_and_never_served(archive_store, kind):
 def _head_tree_keys(store) -> set[str]:
     """Keys of the objects a reader of the newest commit reads: its tree's nodes and segments."""
     reader = Archive(store).partition(TOPIC, 0)
-    keys = {node_key(TOPIC, entry.digest) for entry, _ in iter_nodes(reader.nodes, reader.commit.root)}
+    keys = {node_key(TOPIC, visit.entry.digest) for visit in walk(reader.nodes, [reader.commit.root])}
     keys |= {segment_key(TOPIC, 0, leaf.first, leaf.digest) for leaf in reader.segments()}
     return keys
 
