@@ -18,7 +18,7 @@ from pyrostore.archive import Archive
 from pyrostore.errors import ObjectNotFound
 from pyrostore.index import tree
 from pyrostore.index.commits import iter_commits
-from pyrostore.layout import node_key, node_prefix, segment_key, segment_prefix
+from pyrostore.layout import node_key, node_prefix, segment_prefix
 
 
 @dataclass
@@ -81,7 +81,7 @@ def _referenced(archive: Archive, topic: str, partitions: list[int]) -> set[str]
         for visit in tree.walk(nodes, roots):
             if visit.error is not None:  # never guess: an unreadable node may protect anything
                 raise visit.error
-            if visit.first:
+            if visit.first and visit.entry.digest is not None:  # loaded, so it names a node
                 live.add(node_key(topic, visit.entry.digest))
-                live.update(segment_key(topic, partition, e.first, e.digest) for e in visit.leaves if not e.lost)
+                live.update(e.segment_key(topic, partition) for e in visit.leaves if not e.lost)
     return live

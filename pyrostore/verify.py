@@ -18,7 +18,7 @@ from pyrostore.errors import FormatError, IntegrityError, ObjectNotFound, Pyrost
 from pyrostore.index import tree
 from pyrostore.index.commits import Commit, decode_commit, read_commit
 from pyrostore.index.node import Entry
-from pyrostore.layout import commit_prefix, head_key, parse_commit_seq, segment_key
+from pyrostore.layout import commit_prefix, head_key, parse_commit_seq
 from pyrostore.segment import decode_segment, read_segment_metadata
 from pyrostore.store import ObjectStore
 
@@ -155,7 +155,7 @@ def _check_reference(visit: tree.Visit, where: str, problem) -> None:
 
 
 def _check_segment(store, topic, partition, leaf: Entry, report: PartitionReport, problem) -> None:
-    key = segment_key(topic, partition, leaf.first, leaf.digest)
+    key = leaf.segment_key(topic, partition)
     try:
         data = store.get(key)
         table = decode_segment(data, expected_digest=leaf.digest, name=key, columns=["offset", "timestamp"])

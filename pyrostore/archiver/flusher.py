@@ -24,10 +24,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Flushed:
-    """The outcome of one flush: the archive's new next offset, or the error that stopped the flusher."""
+    """The outcome of one flush: the archive's new next offset, or the error that stopped the flusher (then
+    ``next_offset`` is -1)."""
 
     partition: int
-    next_offset: int | None
+    next_offset: int
     records: int = 0
     bytes: int = 0
     seconds: float = 0.0
@@ -123,7 +124,7 @@ class Flusher:
                     self._report(self._flush(records, next_offset))
             except BaseException as exc:  # reported to the reading thread, which decides
                 self.failed = exc
-                self._report(Flushed(self.writer.partition, None, error=exc))
+                self._report(Flushed(self.writer.partition, -1, error=exc))
             finally:
                 self._in_flight.release(self, records.approx_bytes)
         self.writer.close()

@@ -121,14 +121,14 @@ class Archiver:
                 self._on_error(error)
             messages = [m for m in messages if m.error() is None]
         for partition, run in itertools.groupby(messages, Message.partition):
-            state = self._partitions.get(partition)
+            state = self._partitions.get(partition) if partition is not None else None
             if state is None:
                 continue  # revoked while this batch was in flight
             records = list(run)
             if not state.records:
                 state.opened = time.monotonic()
             state.records.add(records)
-            state.next_offset = records[-1].offset() + 1
+            state.next_offset = (records[-1].offset() or 0) + 1  # records always have offsets
 
     def _roll_due(self, consumer: Consumer) -> None:
         now = time.monotonic()
@@ -139,9 +139,11 @@ class Archiver:
                 self._roll(consumer, partition, state)
         buffered = {p: s.records.approx_bytes for p, s in self._partitions.items() if s.records}
         while sum(buffered.values()) > config.max_buffer_bytes:
-            partition = largest(buffered)
-            self._roll(consumer, partition, self._partitions[partition])
-            del buffered[partition]
+            biggest = largest(buffered)
+            if biggest is None:
+                break
+            self._roll(consumer, biggest, self._partitions[biggest])
+            del buffered[biggest]
         # Backpressure: segments being committed count against the same budget as open ones.
         while not self._in_flight.wait_at_most(config.max_buffer_bytes, _RECHECK):
             self._collect(consumer)  # a failed flusher's error surfaces even while others still commit
@@ -182,7 +184,10 @@ class Archiver:
         if not offsets or kafka_commit is None:
             return
         try:
-            consumer.commit(offsets=offsets, asynchronous=kafka_commit == "async")
+            if kafka_commit == "async":
+                consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:  # only for lag tools: the archive is committed already
             log.warning("committing offsets to Kafka failed: %s", exc)
 

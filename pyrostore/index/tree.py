@@ -36,8 +36,11 @@ class NodeStore:
         self.reads = 0
         self.writes = 0
 
-    def load(self, digest: str) -> Node:
-        """The node named ``digest``. Raises IntegrityError if it is missing or its bytes are wrong."""
+    def load(self, digest: str | None) -> Node:
+        """The node named ``digest``. Raises IntegrityError if it is missing or its bytes are wrong, or if the
+        entry meant to name it names nothing (``digest`` None: only a lost range in a leaf may)."""
+        if digest is None:
+            raise IntegrityError(f"an index entry of topic {self.topic!r} in {self.store.url} names no node")
         with self._lock:
             if (node := self._cache.get(digest)) is not None:
                 self._cache.move_to_end(digest)
@@ -210,7 +213,7 @@ def walk(nodes: NodeStore, roots: Iterable[Entry | None]) -> Iterator[Visit]:
     a node met again is visited (its reference may still be wrong) but not descended into. A node that cannot be
     loaded is reported in its visit and the walk goes on without its subtree.
     """
-    seen: dict[str, Visit] = {}  # digest -> what a later reference learns of the node (not the node itself)
+    seen: dict[str | None, Visit] = {}  # digest -> what a later reference learns of the node (not the node itself)
     for root in roots:
         pending: list[tuple[Entry, int | None]] = [] if root is None else [(root, None)]
         while pending:
