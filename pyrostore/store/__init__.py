@@ -19,10 +19,14 @@ _BACKENDS = {"file": ("file", "FileStore"), "s3": ("s3", "S3Store"), "gs": ("gcs
 def open_store(url: str, **options: object) -> ObjectStore:
     """Open the store at ``url`` with backend ``options`` (strings such as ``"true"`` or ``"5"`` are parsed).
 
-    Options: file: ``create`` (default true: make the folder if missing). s3: ``endpoint_url``, ``region``,
-    ``access_key_id``, ``secret_access_key``, ``session_token``, ``profile``, ``max_attempts``. gs:
-    ``endpoint_url``, ``project``, ``credentials_file``, ``retry_timeout``. Raises InvalidStoreURL for a bad
-    URL or option, and AccessDenied or StoreError when the backend cannot be set up.
+    Options: every backend: ``retry_deadline`` (seconds an operation may spend retrying transient failures,
+    then StoreUnreachable for an endpoint that cannot be reached; absent or ``inf``: retry for ever, logging
+    each retry; the file store accepts and ignores it). file: ``create`` (default true: make the folder if
+    missing). s3: ``endpoint_url``, ``region``, ``access_key_id``, ``secret_access_key``, ``session_token``,
+    ``profile``. gs: ``endpoint_url``, ``project``, ``credentials_file``.
+
+    Raises InvalidStoreURL for a bad URL or option, and AccessDenied or StoreError when the backend cannot
+    be set up.
     """
     location = parse_url(url)
     module_name, class_name = _BACKENDS[location.scheme]
