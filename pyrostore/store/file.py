@@ -20,6 +20,8 @@ from pyrostore.store.base import ObjectInfo
 TEMP_PREFIX = ".tmp-"
 
 OPTIONS: dict[str, type] = {"create": bool, "retry_deadline": float}
+# Options a read-only opening sets: the folder is not made.
+READ_ONLY: dict[str, object] = {"create": False}
 
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 

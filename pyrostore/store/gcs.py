@@ -38,6 +38,8 @@ OPTIONS: dict[str, type] = {
     "credentials_file": str,
     "retry_deadline": float,
 }
+# Options a read-only opening sets: none, opening a GCS store creates nothing.
+READ_ONLY: dict[str, object] = {}
 
 T = TypeVar("T")
 

@@ -43,6 +43,8 @@ OPTIONS: dict[str, type] = {
     "profile": str,
     "retry_deadline": float,
 }
+# Options a read-only opening sets: none, opening an S3 store creates nothing.
+READ_ONLY: dict[str, object] = {}
 
 T = TypeVar("T")
 

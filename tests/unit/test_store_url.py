@@ -288,6 +288,24 @@ def test_unreadable_gcs_credentials_file_is_a_store_error(tmp_path):
         open_store("gs://b", credentials_file=tmp_path / "bad.json", **GCS_LOCAL)
 
 
+# --- read-only opening -------------------------------------------------------------------------------------
+
+
+def test_read_only_opening_creates_nothing(tmp_path):
+    store = open_store(str(tmp_path / "absent"), read_only=True)
+    assert not (tmp_path / "absent").exists()
+    assert store.url == f"file://{tmp_path}/absent"
+    assert open_store(str(tmp_path / "absent"), read_only=True, create="false").url == store.url
+    with pytest.raises(InvalidStoreURL, match="option 'create' cannot be True when opening read-only"):
+        open_store(str(tmp_path / "absent"), read_only=True, create="yes")
+    assert not (tmp_path / "absent").exists()
+
+
+def test_read_only_stores_of_every_backend_open(tmp_path):
+    for url in (str(tmp_path), "s3://bucket/p", "gs://bucket/p"):
+        open_store(url, read_only=True, **options_for(url)).close()
+
+
 # --- retries and unreachable servers ------------------------------------------------------------------------
 
 
