@@ -36,6 +36,14 @@ class ObjectStore(Protocol):
         """The URL this store was opened with, without credentials."""
         ...
 
+    def location(self, key: str) -> str:
+        """Where the object is, as engines (DuckDB, Arrow, Spark) name it: an absolute path for a local folder,
+        ``s3://bucket/prefix/key``, ``gs://bucket/prefix/key`` (not percent-encoded).
+
+        Sends nothing and does not check that the object exists. Raises ValueError for an invalid key.
+        """
+        ...
+
     def get(self, key: str) -> bytes:
         """Return the whole object.
 

@@ -58,6 +58,10 @@ class FileStore:
         """``file://`` and the folder's absolute path, percent-encoded where needed."""
         return self._url
 
+    def location(self, key: str) -> str:
+        """The object's absolute file path (the store's folder need not exist)."""
+        return self._path(key)
+
     def get(self, key: str) -> bytes:
         """Return the whole object."""
         path = self._path(key)

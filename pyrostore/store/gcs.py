@@ -98,6 +98,10 @@ class GCSStore:
         """``gs://bucket/prefix``."""
         return self._url
 
+    def location(self, key: str) -> str:
+        """``gs://bucket/prefix/key``, as DuckDB, Arrow and Spark name the object (not percent-encoded)."""
+        return f"gs://{self._bucket_name}/{join_key(self._root, check_key(key))}"
+
     def get(self, key: str) -> bytes:
         """Return the whole object."""
         try:

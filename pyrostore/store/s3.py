@@ -134,6 +134,10 @@ class S3Store:
         """``s3://bucket/prefix``."""
         return self._url
 
+    def location(self, key: str) -> str:
+        """``s3://bucket/prefix/key``, as DuckDB, Arrow and Spark name the object (not percent-encoded)."""
+        return f"s3://{self._bucket}/{self._name(key)}"
+
     def get(self, key: str) -> bytes:
         """Return the whole object."""
         name = self._name(key)

@@ -16,7 +16,6 @@ import pytest
 
 from pyrostore.errors import AccessDenied, InvalidStoreURL, StoreError, StoreUnreachable
 from pyrostore.store import ObjectStore, open_store
-from pyrostore.store._url import Location, parse_url, redact
 from pyrostore.store.file import FileStore
 from pyrostore.store.gcs import GCSStore
 from pyrostore.store.s3 import S3Store
@@ -42,27 +41,38 @@ def options_for(url: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("/data/archive", Location("file", "/data/archive")),
-        ("/data/archive/", Location("file", "/data/archive")),
-        ("file:///data/archive", Location("file", "/data/archive")),
-        ("file://localhost/data/my%20archive", Location("file", "/data/my archive")),
-        ("s3://bucket", Location("s3", "bucket", "")),
-        ("s3://bucket/", Location("s3", "bucket", "")),
-        ("s3://bucket/some/prefix/", Location("s3", "bucket", "some/prefix")),
-        ("S3://bucket/p", Location("s3", "bucket", "p")),
-        ("gs://bucket/p", Location("gs", "bucket", "p")),
+        ("/data/archive", "/data/archive/k/1"),
+        ("/data/archive/", "/data/archive/k/1"),
+        ("file:///data/archive", "/data/archive/k/1"),
+        ("file://localhost/data/my%20archive", "/data/my archive/k/1"),
+        ("s3://bucket", "s3://bucket/k/1"),
+        ("s3://bucket/", "s3://bucket/k/1"),
+        ("s3://bucket/some/prefix/", "s3://bucket/some/prefix/k/1"),
+        ("S3://bucket/p", "s3://bucket/p/k/1"),
+        ("gs://bucket/p", "gs://bucket/p/k/1"),
     ],
 )
-def test_parse_url(url, expected):
-    assert parse_url(url) == expected
+def test_location_names_the_object_as_engines_do(url, expected):
+    store = open_store(url, read_only=True, **options_for(url))
+    assert store.location("k/1") == expected
+    store.close()
+
+
+def test_location_refuses_invalid_keys(tmp_path):
+    for url in (str(tmp_path), "s3://bucket/p", "gs://bucket/p"):
+        store = open_store(url, **options_for(url))
+        for bad in ("", "/abs", "a//b", "../up"):
+            with pytest.raises(ValueError):
+                store.location(bad)
 
 
 def test_relative_and_home_paths_become_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert parse_url("rel/dir") == Location("file", str(tmp_path / "rel" / "dir"))
-    assert parse_url("~/x") == Location("file", str(tmp_path / "home" / "x"))
-    assert parse_url("odd:name") == Location("file", str(tmp_path / "odd:name"))
+    assert open_store("rel/dir", read_only=True).location("k") == str(tmp_path / "rel" / "dir" / "k")
+    assert open_store("~/x", read_only=True).location("k") == str(tmp_path / "home" / "x" / "k")
+    assert open_store("odd:name", read_only=True).location("k") == str(tmp_path / "odd:name" / "k")
+    assert open_store("pa@th", read_only=True).location("k") == str(tmp_path / "pa@th" / "k")
 
 
 @pytest.mark.parametrize(
@@ -107,8 +117,9 @@ def test_credentials_in_a_url_are_refused_without_echoing_them():
         open_store("s3://AKIDEXAMPLE:hunter2@bucket/p")
     assert "hunter2" not in str(caught.value) and "AKIDEXAMPLE" not in str(caught.value)
     assert "s3://bucket/p" in str(caught.value)
-    assert redact("gs://user:pw@bucket/a@b") == "gs://bucket/a@b"
-    assert redact("/plain/pa@th") == "/plain/pa@th"
+    with pytest.raises(InvalidStoreURL) as caught:
+        open_store("gs://user:pw@bucket/a@b")
+    assert ":pw" not in str(caught.value) and "'gs://bucket/a@b'" in str(caught.value)
 
 
 def test_each_scheme_opens_its_backend(tmp_path):
