@@ -1,7 +1,9 @@
-"""Object stores: the :class:`ObjectStore` contract, and :func:`open_store` to open one from a URL.
+"""Object stores: the :class:`ObjectStore` contract, :func:`open_store` to open one from a URL, and
+:func:`credential_options` to turn a Secret's (or the environment's) credentials into store options.
 
 Backends: a local folder (a plain path or ``file:///abs/dir``), S3 (``s3://bucket/prefix``) and Google
-Cloud Storage (``gs://bucket/prefix``). The S3 and GCS libraries are imported only when such a store opens.
+Cloud Storage (``gs://bucket/prefix``). The S3 and GCS libraries are imported only when such a store is
+opened or its credential options are asked for.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from pyrostore.errors import InvalidStoreURL
 from pyrostore.store._url import Location, parse_options, parse_url, redact
 from pyrostore.store.base import ObjectInfo, ObjectStore
 
-__all__ = ["ObjectInfo", "ObjectStore", "open_store"]
+__all__ = ["ObjectInfo", "ObjectStore", "credential_options", "open_store"]
 
-# scheme -> (module, class). Each module declares OPTIONS (name -> type) and READ_ONLY (option values a
-# read-only opening imposes).
+# scheme -> (module, class). Each module declares OPTIONS (name -> type), CREDENTIALS (environment variable
+# or Secret key -> option) and READ_ONLY (option values a read-only opening imposes).
 _BACKENDS = {"file": ("file", "FileStore"), "s3": ("s3", "S3Store"), "gs": ("gcs", "GCSStore")}
 
 
@@ -45,6 +47,18 @@ def open_store(url: str, *, read_only: bool = False, **options: object) -> Objec
     if location.scheme == "file":
         return opener(location.bucket, **kwargs)
     return opener(location.bucket, location.prefix, **kwargs)
+
+
+def credential_options(url: str, secret_data: Mapping[str, str]) -> dict[str, str]:
+    """The store options that the credentials in ``secret_data`` give the backend of ``url``.
+
+    ``secret_data`` maps environment variable names to values, as a Kubernetes Secret mounted with
+    ``envFrom`` (or ``os.environ``) does. S3 takes ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and
+    ``AWS_SESSION_TOKEN``; GCS and local folders take none (GCS reads a mounted key file named by
+    ``credentials_file``). Other keys are ignored. Raises InvalidStoreURL for a bad URL (never quoting a value).
+    """
+    _, backend = _backend(url)
+    return {option: secret_data[key] for key, option in backend.CREDENTIALS.items() if key in secret_data}
 
 
 def _backend(url: str) -> tuple[Location, ModuleType]:

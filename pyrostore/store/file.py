@@ -20,6 +20,8 @@ from pyrostore.store.base import ObjectInfo
 TEMP_PREFIX = ".tmp-"
 
 OPTIONS: dict[str, type] = {"create": bool, "retry_deadline": float}
+# No environment variable or Secret key becomes an option: file permissions are the only credentials.
+CREDENTIALS: dict[str, str] = {}
 # Options a read-only opening sets: the folder is not made.
 READ_ONLY: dict[str, object] = {"create": False}
 

@@ -38,6 +38,9 @@ OPTIONS: dict[str, type] = {
     "credentials_file": str,
     "retry_deadline": float,
 }
+# No environment variable or Secret key becomes an option: credentials come from a key file (mounted from a
+# Secret and named by credentials_file) or from Google's application default credentials.
+CREDENTIALS: dict[str, str] = {}
 # Options a read-only opening sets: none, opening a GCS store creates nothing.
 READ_ONLY: dict[str, object] = {}
 

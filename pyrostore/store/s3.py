@@ -43,6 +43,12 @@ OPTIONS: dict[str, type] = {
     "profile": str,
     "retry_deadline": float,
 }
+# Environment variables (and Secret keys) that carry S3 credentials, and the options they become.
+CREDENTIALS: dict[str, str] = {
+    "AWS_ACCESS_KEY_ID": "access_key_id",
+    "AWS_SECRET_ACCESS_KEY": "secret_access_key",
+    "AWS_SESSION_TOKEN": "session_token",
+}
 # Options a read-only opening sets: none, opening an S3 store creates nothing.
 READ_ONLY: dict[str, object] = {}
 

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import pytest
 
 from pyrostore.errors import AccessDenied, InvalidStoreURL, StoreError, StoreUnreachable
-from pyrostore.store import ObjectStore, open_store
+from pyrostore.store import ObjectStore, credential_options, open_store
 from pyrostore.store.file import FileStore
 from pyrostore.store.gcs import GCSStore
 from pyrostore.store.s3 import S3Store
@@ -315,6 +315,39 @@ def test_read_only_opening_creates_nothing(tmp_path):
 def test_read_only_stores_of_every_backend_open(tmp_path):
     for url in (str(tmp_path), "s3://bucket/p", "gs://bucket/p"):
         open_store(url, read_only=True, **options_for(url)).close()
+
+
+# --- credentials from a Secret -----------------------------------------------------------------------------
+
+SECRET = {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "key", "AWS_SESSION_TOKEN": "token", "OTHER": "x"}
+
+
+def test_s3_takes_the_aws_keys_of_a_secret():
+    assert credential_options("s3://b/p", SECRET) == {
+        "access_key_id": "id",
+        "secret_access_key": "key",
+        "session_token": "token",
+    }
+    assert credential_options("S3://b", {"AWS_ACCESS_KEY_ID": "id"}) == {"access_key_id": "id"}
+    assert credential_options("s3://b", {}) == {}
+
+
+def test_gcs_and_folders_take_nothing_from_a_secret(tmp_path):
+    assert credential_options("gs://b/p", SECRET) == {}
+    assert credential_options(str(tmp_path), SECRET) == {}
+    assert credential_options(f"file://{tmp_path}", SECRET) == {}
+
+
+def test_credential_options_open_the_store():
+    store = open_store("s3://b", **credential_options("s3://b", SECRET))
+    assert store._client._request_signer._credentials.access_key == "id"
+
+
+def test_credential_options_refuse_a_bad_url_without_quoting_the_secret():
+    with pytest.raises(InvalidStoreURL) as caught:
+        credential_options("ftp://b", SECRET)
+    assert "key" not in str(caught.value).replace("unknown", "")
+    assert "token" not in str(caught.value)
 
 
 # --- retries and unreachable servers ------------------------------------------------------------------------
