@@ -21,7 +21,6 @@ from pyrostore.index.node import Entry
 from pyrostore.layout import ROOT_PREFIX, check_topic, head_prefix, log_prefix, segment_key
 from pyrostore.segment import decode_segment, header_lists
 from pyrostore.store import ObjectStore, open_store
-from pyrostore.store._url import parse_url
 
 
 @dataclass(frozen=True)
@@ -42,11 +41,10 @@ class ArchivedRecord:
 def open_archive(url: str, **options: Any) -> Archive:
     """Open the archive at a store URL (a folder, ``file://``, ``s3://`` or ``gs://``) with store options.
 
-    Reading never creates anything: a local folder that does not exist raises BucketNotFound.
+    Opening never creates anything: a local folder that does not exist raises BucketNotFound when first read.
+    Raises InvalidStoreURL for a bad URL or option.
     """
-    if parse_url(url).scheme == "file":
-        options.setdefault("create", False)
-    return Archive(open_store(url, **options))
+    return Archive(open_store(url, read_only=True, **options))
 
 
 class Archive:

@@ -8,22 +8,24 @@ so segments a crashed writer left behind never show up as duplicates. Paths keep
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote
 
 from pyrostore.archive import Archive
 from pyrostore.layout import segment_key
 
 
 def segment_urls(archive: Archive, topic: str, partitions: list[int] | None = None) -> list[str]:
-    """URLs (local paths for a folder store) of the segments committed in ``topic``'s newest commits."""
-    base = archive.store.url
-    urls = []
-    for partition in partitions if partitions is not None else archive.partitions(topic):
-        reader = archive.partition(topic, partition)
-        for entry in reader.segments():
-            if not entry.lost:
-                urls.append(f"{base}/{segment_key(topic, partition, entry.first, entry.digest)}")
-    return [unquote(url.removeprefix("file://")) if url.startswith("file://") else url for url in urls]
+    """Where the segments committed in ``topic``'s newest commits are, as engines name them (local paths for a
+    folder store, ``s3://`` or ``gs://`` URLs otherwise; see ``ObjectStore.location``).
+
+    Raises TopicNotFound, and StoreError subclasses when the index cannot be read.
+    """
+    store = archive.store
+    return [
+        store.location(segment_key(topic, partition, entry.first, entry.digest))
+        for partition in (partitions if partitions is not None else archive.partitions(topic))
+        for entry in archive.partition(topic, partition).segments()
+        if not entry.lost
+    ]
 
 
 def duckdb_view(connection: Any, archive: Archive, topic: str, view: str | None = None) -> str:

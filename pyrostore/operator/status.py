@@ -18,14 +18,8 @@ from pyrostore.errors import SecretUnavailable, StoreError, TopicNotFound
 from pyrostore.index.commits import read_head
 from pyrostore.kafka import admin_client, error_text, missing_topic, parse_properties
 from pyrostore.operator.conditions import ArchiveObservation, PartitionState
-from pyrostore.store import ObjectStore, open_store
+from pyrostore.store import ObjectStore, credential_options, open_store
 
-# Secret keys (the standard AWS environment variables) that become S3 store options for the operator's reads.
-_S3_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "access_key_id",
-    "AWS_SECRET_ACCESS_KEY": "secret_access_key",
-    "AWS_SESSION_TOKEN": "session_token",
-}
 _TIMEOUT = 10.0
 
 
@@ -39,10 +33,9 @@ def read_secret(api: client.ApiClient, namespace: str, name: str) -> dict[str, s
 
 
 def store_options(storage: Mapping, secret: Mapping[str, str]) -> dict[str, str]:
-    """Store options for the operator's own reads: the spec's options plus S3 credentials from the Secret."""
-    options = dict(storage.get("options") or {})
-    if storage["url"].startswith("s3://"):
-        options |= {option: secret[key] for key, option in _S3_CREDENTIALS.items() if key in secret}
+    """Store options for the operator's own reads: the spec's options plus the credentials the store's backend
+    takes from the Secret (S3's AWS_* keys). Raises InvalidStoreURL for a bad URL."""
+    options = dict(storage.get("options") or {}) | credential_options(storage["url"], secret)
     # A key file path names a file mounted in the pods only; the operator reads with its own credentials.
     options.pop("credentials_file", None)
     return options
@@ -55,9 +48,13 @@ def kafka_config(kafka: Mapping, properties_file: str | None) -> dict[str, str]:
 
 
 def open_resource_store(api: client.ApiClient, namespace: str, storage: Mapping) -> ObjectStore:
-    """The store a resource's ``storage`` names, opened with its credentials Secret."""
+    """The store a resource's ``storage`` names, opened with its credentials Secret.
+
+    Each operation gives up after ``_TIMEOUT`` seconds of retries, whatever the spec's ``retry_deadline`` (that
+    one is for the pods): a handler must not wait for ever on an unreachable store.
+    """
     secret = read_secret(api, namespace, storage["credentialsSecret"]["name"]) if "credentialsSecret" in storage else {}
-    return open_store(storage["url"], **store_options(storage, secret))
+    return open_store(storage["url"], **(store_options(storage, secret) | {"retry_deadline": _TIMEOUT}))
 
 
 def resource_kafka_config(api: client.ApiClient, namespace: str, kafka: Mapping) -> dict[str, str]:

@@ -13,12 +13,17 @@ from urllib.parse import quote
 
 from pyrostore.errors import AccessDenied, BucketNotFound, ObjectExists, ObjectNotFound, StoreError
 from pyrostore.store._common import check_key
+from pyrostore.store._retry import check_deadline
 from pyrostore.store.base import ObjectInfo
 
 # Writes go to a temporary file beside the target first; listings skip names with this prefix.
 TEMP_PREFIX = ".tmp-"
 
-OPTIONS: dict[str, type] = {"create": bool}
+OPTIONS: dict[str, type] = {"create": bool, "retry_deadline": float}
+# No environment variable or Secret key becomes an option: file permissions are the only credentials.
+CREDENTIALS: dict[str, str] = {}
+# Options a read-only opening sets: the folder is not made.
+READ_ONLY: dict[str, object] = {"create": False}
 
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
@@ -30,10 +35,18 @@ class FileStore:
     whose parts start with ``.tmp-`` are reserved for in-flight writes.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, create: bool = True) -> None:
-        """Open the store in folder ``root``, creating it (and its parents) when ``create`` is true."""
+    def __init__(
+        self, root: str | os.PathLike[str], *, create: bool = True, retry_deadline: float | None = None
+    ) -> None:
+        """Open the store in folder ``root``, creating it (and its parents) when ``create`` is true.
+
+        ``retry_deadline`` is accepted as on every backend, and checked, but has no effect: a local file
+        system has no transient failures worth retrying. Raises InvalidStoreURL for a bad option, and
+        AccessDenied or StoreError when the folder cannot be made.
+        """
         self._root = os.path.abspath(root)
         self._url = "file://" + quote(self._root)  # quoted, so that open_store(url) finds the folder again
+        check_deadline(self._url, retry_deadline)
         if create:
             try:
                 os.makedirs(self._root, exist_ok=True)
@@ -46,6 +59,10 @@ class FileStore:
     def url(self) -> str:
         """``file://`` and the folder's absolute path, percent-encoded where needed."""
         return self._url
+
+    def location(self, key: str) -> str:
+        """The object's absolute file path (the store's folder need not exist)."""
+        return self._path(key)
 
     def get(self, key: str) -> bytes:
         """Return the whole object."""

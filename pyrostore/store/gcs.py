@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
+import functools
+import http.client
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC
+from typing import TypeVar
 
 import requests
+import urllib3
 from google.api_core import exceptions as api
 from google.auth import exceptions as auth
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import storage
 from google.cloud.storage import exceptions as media
-from google.cloud.storage.retry import DEFAULT_RETRY
 from google.oauth2 import credentials as user_account
 from google.oauth2 import service_account
 
 from pyrostore.errors import (
     AccessDenied,
     BucketNotFound,
-    InvalidStoreURL,
     ObjectExists,
     ObjectNotFound,
     StoreError,
 )
 from pyrostore.store._common import CREATE_TOKEN, check_key, created_by_us, join_key, new_create_token
+from pyrostore.store._retry import Retrier, attempt_timeouts, check_deadline, unreachable
 from pyrostore.store._url import redact, scrub
 from pyrostore.store.base import ObjectInfo
 
@@ -33,16 +36,25 @@ OPTIONS: dict[str, type] = {
     "endpoint_url": str,
     "project": str,
     "credentials_file": str,
-    "retry_timeout": float,
+    "retry_deadline": float,
 }
+# No environment variable or Secret key becomes an option: credentials come from a key file (mounted from a
+# Secret and named by credentials_file) or from Google's application default credentials.
+CREDENTIALS: dict[str, str] = {}
+# Options a read-only opening sets: none, opening a GCS store creates nothing.
+READ_ONLY: dict[str, object] = {}
+
+T = TypeVar("T")
 
 _CONTENT_TYPE = "application/octet-stream"
 # A create whose precondition fails finds no object when the holder was deleted in between; it tries again.
 _VANISHED_ATTEMPTS = 5
+_TRANSIENT_STATUSES = {408, 429, 500, 502, 503, 504}
 
 
 class GCSStore:
-    """Objects under ``prefix`` in a GCS bucket. Transient failures are retried with the library's backoff."""
+    """Objects under ``prefix`` in a GCS bucket. Connection failures, throttling and 5xx answers are retried
+    with backoff until ``retry_deadline`` (see :class:`~pyrostore.store._retry.Retrier`)."""
 
     def __init__(
         self,
@@ -52,18 +64,22 @@ class GCSStore:
         endpoint_url: str | None = None,
         project: str | None = None,
         credentials_file: str | None = None,
-        retry_timeout: float = 120.0,
+        retry_deadline: float | None = None,
     ) -> None:
         """Open the store. Credentials come from ``credentials_file``, else anonymous for an emulator at
         ``endpoint_url``, else Google's application default credentials. Sends nothing to the server.
+
+        ``retry_deadline``: seconds an operation may spend retrying transient failures before it raises
+        (StoreUnreachable when the endpoint cannot be reached); None or infinite: retry for ever. Raises
+        InvalidStoreURL for a bad option, AccessDenied or StoreError for unusable credentials.
         """
         self._bucket_name = bucket
         self._root = prefix.strip("/")
         self._url = f"gs://{bucket}/{self._root}" if self._root else f"gs://{bucket}"
         self._endpoint = redact(endpoint_url) if endpoint_url else "Google Cloud Storage"
-        if retry_timeout <= 0:
-            raise InvalidStoreURL(f"open {self._url}: retry_timeout must be positive, not {retry_timeout}")
-        self._retry = DEFAULT_RETRY.with_timeout(retry_timeout)
+        self._deadline = check_deadline(self._url, retry_deadline)
+        self._retrier = Retrier(self._url, self._endpoint, self._deadline, _transient, _reason)
+        self._timeout = attempt_timeouts(self._deadline)
         credentials = None
         if credentials_file:
             credentials, file_project = self._load_credentials(credentials_file)
@@ -85,11 +101,14 @@ class GCSStore:
         """``gs://bucket/prefix``."""
         return self._url
 
+    def location(self, key: str) -> str:
+        """``gs://bucket/prefix/key``, as DuckDB, Arrow and Spark name the object (not percent-encoded)."""
+        return f"gs://{self._bucket_name}/{join_key(self._root, check_key(key))}"
+
     def get(self, key: str) -> bytes:
         """Return the whole object."""
-        blob = self._blob(key)
         try:
-            return blob.download_as_bytes(retry=self._retry)
+            return self._call("get", key, lambda: self._blob(key).download_as_bytes(**self._once()))
         except api.NotFound as exc:
             raise self._missing("get", key) from exc
         except _FAILURES as exc:
@@ -102,9 +121,11 @@ class GCSStore:
         if length == 0:
             self.stat(key)  # still report a missing object
             return b""
-        blob = self._blob(key)
+        end = start + length - 1
         try:
-            return blob.download_as_bytes(start=start, end=start + length - 1, retry=self._retry)
+            return self._call(
+                "get_range", key, lambda: self._blob(key).download_as_bytes(start=start, end=end, **self._once())
+            )
         except api.RequestRangeNotSatisfiable:
             return b""  # the range starts at or past the object's end
         except api.NotFound as exc:
@@ -113,11 +134,13 @@ class GCSStore:
             raise self._error("get_range", key, exc) from exc
 
     def put(self, key: str, data: bytes) -> None:
-        """Write the object, replacing any existing one."""
-        blob = self._blob(key)
+        """Write the object, replacing any existing one (a retry rewrites the same bytes, which is safe)."""
         try:
-            # Not retried by default (no precondition); rewriting the same bytes is safe here.
-            blob.upload_from_string(data, content_type=_CONTENT_TYPE, retry=self._retry)
+            self._call(
+                "put",
+                key,
+                lambda: self._blob(key).upload_from_string(data, content_type=_CONTENT_TYPE, **self._once()),
+            )
         except _FAILURES as exc:
             raise self._error("put", key, exc) from exc
 
@@ -131,10 +154,8 @@ class GCSStore:
         """
         token = new_create_token()
         for _ in range(_VANISHED_ATTEMPTS):
-            blob = self._blob(key)
-            blob.metadata = {CREATE_TOKEN: token}
             try:
-                blob.upload_from_string(data, content_type=_CONTENT_TYPE, if_generation_match=0, retry=self._retry)
+                self._call("create", key, lambda: self._upload_new(key, data, token))
                 return
             except api.PreconditionFailed:
                 holder = self._find("create", key)
@@ -155,28 +176,31 @@ class GCSStore:
         return ObjectInfo(key, blob.size, blob.updated.astimezone(UTC))
 
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
-        """Yield objects whose key starts with ``prefix``, in ascending key order, after ``start_after``."""
+        """Yield objects whose key starts with ``prefix``, in ascending key order, after ``start_after``.
+
+        Pages are fetched one by one (each retried on its own), so a retry never repeats a yielded object.
+        """
         after = join_key(self._root, start_after) if start_after is not None else None
         skip = len(self._root) + 1 if self._root else 0
-        try:
-            # start_offset is inclusive: the start_after key itself is dropped below.
-            blobs = self._client.list_blobs(
-                self._bucket, prefix=join_key(self._root, prefix), start_offset=after, retry=self._retry
-            )
+        token = None
+        while True:
+            try:
+                blobs, token = self._call("list", prefix, functools.partial(self._list_page, prefix, after, token))
+            except api.NotFound as exc:
+                raise self._no_bucket("list", prefix) from exc
+            except _FAILURES as exc:
+                raise self._error("list", prefix, exc) from exc
             for blob in blobs:
-                if blob.name != after:
+                if blob.name != after:  # start_offset is inclusive
                     yield ObjectInfo(blob.name[skip:], blob.size, blob.updated.astimezone(UTC))
-        except api.NotFound as exc:
-            raise self._no_bucket("list", prefix) from exc
-        except _FAILURES as exc:
-            raise self._error("list", prefix, exc) from exc
+            if not token:
+                return
 
     def delete(self, key: str) -> None:
         """Delete the object; a missing object is not an error."""
-        blob = self._blob(key)
         try:
-            # Not retried by default (no generation given); a retry finding the object gone is fine here.
-            blob.delete(retry=self._retry)
+            # A retry finding the object already gone (the first attempt landed) is fine here.
+            self._call("delete", key, lambda: self._blob(key).delete(**self._once()))
         except api.NotFound as exc:
             if isinstance(self._missing("delete", key), BucketNotFound):
                 raise self._no_bucket("delete", key) from exc
@@ -188,6 +212,28 @@ class GCSStore:
         self._client.close()
 
     # --- internals ---------------------------------------------------------------------------------------
+
+    def _call(self, op: str, key: str, call: Callable[[], T]) -> T:
+        """One library call, retried on transient failures until the deadline; raises the library's last error."""
+        return self._retrier.run(op, key, call)
+
+    def _once(self) -> dict[str, object]:
+        """Arguments making a library call a single attempt: the retrier retries, not the library."""
+        return {"retry": None, "timeout": self._timeout}
+
+    def _upload_new(self, key: str, data: bytes, token: str) -> None:
+        """One create-only upload attempt, carrying the create call's token."""
+        blob = self._blob(key)
+        blob.metadata = {CREATE_TOKEN: token}
+        blob.upload_from_string(data, content_type=_CONTENT_TYPE, if_generation_match=0, **self._once())
+
+    def _list_page(self, prefix: str, after: str | None, token: str | None) -> tuple[list[storage.Blob], str | None]:
+        """One page of a listing, and the token of the next page (None after the last)."""
+        blobs = self._client.list_blobs(
+            self._bucket, prefix=join_key(self._root, prefix), start_offset=after, page_token=token, **self._once()
+        )
+        page = next(blobs.pages)  # the request is made here
+        return list(page), blobs.next_page_token
 
     def _load_credentials(self, path: str) -> tuple[Credentials, str | None]:
         """Service account or user credentials from a JSON file, and the project it names.
@@ -218,15 +264,16 @@ class GCSStore:
 
     def _find(self, op: str, key: str) -> storage.Blob | None:
         """The object with its metadata, or None if there is none (or no bucket)."""
+        name = join_key(self._root, check_key(key))
         try:
-            return self._bucket.get_blob(join_key(self._root, check_key(key)), retry=self._retry)
+            return self._call(op, key, lambda: self._bucket.get_blob(name, **self._once()))
         except _FAILURES as exc:
             raise self._error(op, key, exc) from exc
 
     def _missing(self, op: str, key: str) -> StoreError:
         """For a 404 on an object: BucketNotFound if the bucket is missing, else ObjectNotFound."""
         try:
-            if not self._bucket.exists(retry=self._retry):
+            if not self._call(op, key, lambda: self._bucket.exists(**self._once())):
                 return self._no_bucket(op, key)
         except _FAILURES:
             pass  # may lack permission to look at the bucket; the object is missing either way
@@ -239,29 +286,74 @@ class GCSStore:
     def _error(self, op: str, key: str, exc: Exception) -> StoreError:
         """Wrap a google-cloud-storage error as the matching StoreError."""
         where = f"{op} {key!r} in {self._url}"
-        if isinstance(exc, api.RetryError) and exc.cause is not None:
-            exc = exc.cause
         if isinstance(exc, (api.Forbidden, api.Unauthorized, auth.RefreshError)):
             return AccessDenied(f"{where}: access denied ({_brief(exc)})")
         if isinstance(exc, api.NotFound):
             return self._missing(op, key)  # for a write, only the bucket can be missing
-        if isinstance(exc, (requests.ConnectionError, ConnectionError)):
-            return StoreError(f"{where}: cannot connect to {self._endpoint}: {_brief(exc)}")
+        if _unreachable(exc):
+            return unreachable(where, self._endpoint, self._deadline, _reason(exc))
         return StoreError(f"{where} (endpoint {self._endpoint}): {_brief(exc)}")
 
 
 _FAILURES = (
     api.GoogleAPICallError,
-    api.RetryError,
     auth.GoogleAuthError,
     media.InvalidResponse,
     media.DataCorruption,
     requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
     OSError,
 )
 
+# Failures of the connection itself, as requests, urllib3 and http.client report them.
+_CONNECTION_FAILURES = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.TimeoutError,
+    http.client.HTTPException,
+    ConnectionError,
+    TimeoutError,
+)
 
-def _brief(exc: Exception) -> str:
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a failure means the endpoint could not be reached or did not answer (a certificate error is
+    not: waiting will not fix it)."""
+    if isinstance(exc, auth.TransportError) and exc.args and isinstance(exc.args[0], BaseException):
+        return _unreachable(exc.args[0])  # fetching a token failed; the cause says why
+    if isinstance(exc, (requests.exceptions.SSLError, urllib3.exceptions.SSLError)):
+        return False
+    return isinstance(exc, _CONNECTION_FAILURES)
+
+
+def _transient(exc: Exception) -> bool:
+    """Whether a failure may go away on its own: an unreachable endpoint, throttling, a server error."""
+    if isinstance(exc, api.GoogleAPICallError):
+        return exc.code in _TRANSIENT_STATUSES
+    if isinstance(exc, media.InvalidResponse):
+        return exc.response.status_code in _TRANSIENT_STATUSES
+    return _unreachable(exc)
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a call failed, in one line: for a connection failure its innermost cause (``[Errno 111]
+    Connection refused``), as requests and urllib3 nest every layer's message into theirs."""
+    if not _unreachable(exc):
+        return _brief(exc)
+    for _ in range(10):  # the chains are a few links long; never loop on a cyclic one
+        inner = getattr(exc, "reason", None) or exc.__cause__
+        if inner is None and exc.args and isinstance(exc.args[0], BaseException):
+            inner = exc.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    return _brief(exc)
+
+
+def _brief(exc: BaseException) -> str:
     """An exception's first line (google's messages repeat the whole response), without URL passwords."""
     text = scrub(str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC
+from typing import TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
     NoCredentialsError,
     ProfileNotFound,
+    SSLError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from pyrostore.errors import (
     AccessDenied,
@@ -27,6 +30,7 @@ from pyrostore.errors import (
     StoreError,
 )
 from pyrostore.store._common import CREATE_TOKEN, check_key, created_by_us, join_key, new_create_token
+from pyrostore.store._retry import Retrier, attempt_timeouts, check_deadline, unreachable
 from pyrostore.store._url import redact, scrub
 from pyrostore.store.base import ObjectInfo
 
@@ -37,8 +41,18 @@ OPTIONS: dict[str, type] = {
     "secret_access_key": str,
     "session_token": str,
     "profile": str,
-    "max_attempts": int,
+    "retry_deadline": float,
 }
+# Environment variables (and Secret keys) that carry S3 credentials, and the options they become.
+CREDENTIALS: dict[str, str] = {
+    "AWS_ACCESS_KEY_ID": "access_key_id",
+    "AWS_SECRET_ACCESS_KEY": "secret_access_key",
+    "AWS_SESSION_TOKEN": "session_token",
+}
+# Options a read-only opening sets: none, opening an S3 store creates nothing.
+READ_ONLY: dict[str, object] = {}
+
+T = TypeVar("T")
 
 _DENIED = {
     "AccessDenied",
@@ -52,10 +66,21 @@ _DENIED = {
 # S3 answers 409 ConditionalRequestConflict while another conditional write of the key is in flight; the
 # key may yet stay free, so a create looks again a few times before giving up.
 _CONFLICT_ATTEMPTS = 5
+# Answers worth another attempt: throttling, timeouts and server errors (boto3's own retries are off).
+_TRANSIENT_CODES = {
+    "InternalError",
+    "RequestTimeout",
+    "ServiceUnavailable",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+}
+_TRANSIENT_STATUSES = {408, 429, 500, 502, 503, 504}
 
 
 class S3Store:
-    """Objects under ``prefix`` in an S3 bucket; botocore retries throttling and 5xx answers with backoff."""
+    """Objects under ``prefix`` in an S3 bucket. Connection failures, throttling and 5xx answers are retried
+    with backoff until ``retry_deadline`` (see :class:`~pyrostore.store._retry.Retrier`)."""
 
     def __init__(
         self,
@@ -68,11 +93,13 @@ class S3Store:
         secret_access_key: str | None = None,
         session_token: str | None = None,
         profile: str | None = None,
-        max_attempts: int = 5,
+        retry_deadline: float | None = None,
     ) -> None:
         """Open the store; options left out come from the standard AWS environment variables and files.
 
-        Nothing is sent to the storage server until the first operation.
+        ``retry_deadline``: seconds an operation may spend retrying transient failures before it raises
+        (StoreUnreachable when the endpoint cannot be reached); None or infinite: retry for ever. Nothing is
+        sent to the storage server until the first operation. Raises InvalidStoreURL for a bad option.
         """
         self._bucket = bucket
         self._root = prefix.strip("/")
@@ -80,8 +107,9 @@ class S3Store:
         self._endpoint = redact(endpoint_url) if endpoint_url else "AWS S3"
         if (access_key_id is None) != (secret_access_key is None):
             raise InvalidStoreURL(f"open {self._url}: give access_key_id and secret_access_key together")
-        if max_attempts < 1:
-            raise InvalidStoreURL(f"open {self._url}: max_attempts must be at least 1, not {max_attempts}")
+        self._deadline = check_deadline(self._url, retry_deadline)
+        self._retrier = Retrier(self._url, self._endpoint, self._deadline, _transient, lambda exc: scrub(str(exc)))
+        connect_timeout, read_timeout = attempt_timeouts(self._deadline)
         try:
             session = boto3.session.Session(
                 aws_access_key_id=access_key_id,
@@ -92,8 +120,9 @@ class S3Store:
             config = Config(
                 # botocore reads AWS_DEFAULT_REGION only; other AWS SDKs prefer AWS_REGION.
                 region_name=region or os.environ.get("AWS_REGION") or session.region_name or "us-east-1",
-                retries={"mode": "standard", "max_attempts": max_attempts},
-                connect_timeout=10,
+                retries={"mode": "standard", "total_max_attempts": 1},  # self._retrier retries instead
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
                 max_pool_connections=32,
                 # MinIO and most S3-compatible servers want bucket names in the path, not the host name.
                 s3={"addressing_style": "path"} if endpoint_url else None,
@@ -111,11 +140,16 @@ class S3Store:
         """``s3://bucket/prefix``."""
         return self._url
 
+    def location(self, key: str) -> str:
+        """``s3://bucket/prefix/key``, as DuckDB, Arrow and Spark name the object (not percent-encoded)."""
+        return f"s3://{self._bucket}/{self._name(key)}"
+
     def get(self, key: str) -> bytes:
         """Return the whole object."""
         name = self._name(key)
         try:
-            return self._client.get_object(Bucket=self._bucket, Key=name)["Body"].read()
+            # Reading the body is part of the attempt: a connection lost mid-body is retried too.
+            return self._call("get", key, lambda: self._client.get_object(Bucket=self._bucket, Key=name)["Body"].read())
         except (BotoCoreError, ClientError) as exc:
             raise self._error("get", key, exc) from exc
 
@@ -126,10 +160,13 @@ class S3Store:
         if length == 0:
             self.stat(key)  # still report a missing object
             return b""
-        name = self._name(key)
+        name, wanted = self._name(key), f"bytes={start}-{start + length - 1}"
         try:
-            answer = self._client.get_object(Bucket=self._bucket, Key=name, Range=f"bytes={start}-{start + length - 1}")
-            return answer["Body"].read()
+            return self._call(
+                "get_range",
+                key,
+                lambda: self._client.get_object(Bucket=self._bucket, Key=name, Range=wanted)["Body"].read(),
+            )
         except ClientError as exc:
             if _status(exc) == 416:
                 return b""  # the range starts at or past the object's end
@@ -141,7 +178,7 @@ class S3Store:
         """Write the object, replacing any existing one."""
         name = self._name(key)
         try:
-            self._client.put_object(Bucket=self._bucket, Key=name, Body=data)
+            self._call("put", key, lambda: self._client.put_object(Bucket=self._bucket, Key=name, Body=data))
         except (BotoCoreError, ClientError) as exc:
             raise self._error("put", key, exc) from exc
 
@@ -155,8 +192,12 @@ class S3Store:
         token = new_create_token()
         for attempt in range(_CONFLICT_ATTEMPTS):
             try:
-                self._client.put_object(
-                    Bucket=self._bucket, Key=name, Body=data, IfNoneMatch="*", Metadata={CREATE_TOKEN: token}
+                self._call(
+                    "create",
+                    key,
+                    lambda: self._client.put_object(
+                        Bucket=self._bucket, Key=name, Body=data, IfNoneMatch="*", Metadata={CREATE_TOKEN: token}
+                    ),
                 )
                 return
             except ClientError as exc:
@@ -176,7 +217,7 @@ class S3Store:
         """Return the object's size and modification time."""
         name = self._name(key)
         try:
-            answer = self._client.head_object(Bucket=self._bucket, Key=name)
+            answer = self._call("stat", key, lambda: self._client.head_object(Bucket=self._bucket, Key=name))
         except ClientError as exc:
             if _status(exc) == 404:
                 raise self._missing("stat", key) from exc
@@ -186,23 +227,30 @@ class S3Store:
         return ObjectInfo(key, answer["ContentLength"], answer["LastModified"].astimezone(UTC))
 
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
-        """Yield objects whose key starts with ``prefix``, in ascending key order, after ``start_after``."""
+        """Yield objects whose key starts with ``prefix``, in ascending key order, after ``start_after``.
+
+        Pages are fetched one by one (each retried on its own), so a retry never repeats a yielded object.
+        """
         query = {"Bucket": self._bucket, "Prefix": join_key(self._root, prefix)}
         if start_after is not None:
             query["StartAfter"] = join_key(self._root, start_after)
         skip = len(self._root) + 1 if self._root else 0
-        try:
-            for page in self._client.get_paginator("list_objects_v2").paginate(**query):
-                for item in page.get("Contents", ()):
-                    yield ObjectInfo(item["Key"][skip:], item["Size"], item["LastModified"].astimezone(UTC))
-        except (BotoCoreError, ClientError) as exc:
-            raise self._error("list", prefix, exc) from exc
+        while True:
+            try:
+                page = self._call("list", prefix, lambda: self._client.list_objects_v2(**query))
+            except (BotoCoreError, ClientError) as exc:
+                raise self._error("list", prefix, exc) from exc
+            for item in page.get("Contents", ()):
+                yield ObjectInfo(item["Key"][skip:], item["Size"], item["LastModified"].astimezone(UTC))
+            if not page.get("IsTruncated"):
+                return
+            query["ContinuationToken"] = page["NextContinuationToken"]
 
     def delete(self, key: str) -> None:
         """Delete the object; a missing object is not an error."""
         name = self._name(key)
         try:
-            self._client.delete_object(Bucket=self._bucket, Key=name)
+            self._call("delete", key, lambda: self._client.delete_object(Bucket=self._bucket, Key=name))
         except ClientError as exc:
             if _code(exc) == "NoSuchBucket" or _status(exc) != 404:
                 raise self._error("delete", key, exc) from exc
@@ -215,14 +263,19 @@ class S3Store:
 
     # --- internals ---------------------------------------------------------------------------------------
 
+    def _call(self, op: str, key: str, call: Callable[[], T]) -> T:
+        """One client call, retried on transient failures until the deadline; raises boto3's last error."""
+        return self._retrier.run(op, key, call)
+
     def _name(self, key: str) -> str:
         """The bucket's name for ``key``."""
         return join_key(self._root, check_key(key))
 
     def _metadata(self, op: str, key: str) -> dict[str, str] | None:
         """The object's user metadata, or None if there is no such object."""
+        name = self._name(key)
         try:
-            return self._client.head_object(Bucket=self._bucket, Key=self._name(key))["Metadata"]
+            return self._call(op, key, lambda: self._client.head_object(Bucket=self._bucket, Key=name))["Metadata"]
         except ClientError as exc:
             if _status(exc) == 404:
                 return None
@@ -233,7 +286,7 @@ class S3Store:
     def _missing(self, op: str, key: str) -> StoreError:
         """For a bare 404 (HEAD answers carry no error code): BucketNotFound or ObjectNotFound."""
         try:
-            self._client.head_bucket(Bucket=self._bucket)
+            self._call(op, key, lambda: self._client.head_bucket(Bucket=self._bucket))
         except ClientError as exc:
             if _status(exc) == 404:
                 return self._no_bucket(op, key)
@@ -262,9 +315,24 @@ class S3Store:
             return StoreError(f"{where}: {code or status}: {message}".rstrip(": "))
         if isinstance(exc, NoCredentialsError):
             return AccessDenied(f"{where}: no AWS credentials in the options, environment or config files")
-        if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
-            return StoreError(f"{where}: cannot connect to {self._endpoint}: {scrub(str(exc))}")
+        if _unreachable(exc):
+            return unreachable(where, self._endpoint, self._deadline, scrub(str(exc)))
         return StoreError(f"{where} (endpoint {self._endpoint}): {scrub(str(exc))}")
+
+
+def _unreachable(exc: Exception) -> bool:
+    """Whether a failure means the endpoint could not be reached or did not answer (a certificate error is
+    not: waiting will not fix it)."""
+    if isinstance(exc, SSLError):
+        return False
+    return isinstance(exc, (BotoConnectionError, HTTPClientError, IncompleteReadError))
+
+
+def _transient(exc: Exception) -> bool:
+    """Whether a failure may go away on its own: an unreachable endpoint, throttling, a server error."""
+    if isinstance(exc, ClientError):
+        return _code(exc) in _TRANSIENT_CODES or _status(exc) in _TRANSIENT_STATUSES
+    return _unreachable(exc)
 
 
 def _code(exc: ClientError) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -13,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pyrostore.errors import AccessDenied, BucketNotFound, ObjectExists, ObjectNotFound
+from pyrostore.errors import AccessDenied, BucketNotFound, ObjectExists, ObjectNotFound, StoreUnreachable
 from pyrostore.store import ObjectInfo, ObjectStore, open_store
 
 # Chosen so that key order differs from a naive folder walk: "." < "/" < "0" in byte order.
@@ -222,6 +224,52 @@ def test_invalid_keys_are_refused(any_store):
             any_store.put(bad, b"x")
 
 
+# --- where objects are, for engines ---------------------------------------------------------------------------
+
+
+def _read_location(location: str, request: pytest.FixtureRequest) -> bytes:
+    """Read an object by its location alone, with the backend's own library (as an engine would)."""
+    if location.startswith("s3://"):
+        import boto3
+
+        server = request.getfixturevalue("s3_server")
+        client = boto3.client(
+            "s3",
+            endpoint_url=server.endpoint,
+            region_name=server.region,
+            aws_access_key_id=server.access_key,
+            aws_secret_access_key=server.secret_key,
+        )
+        bucket, _, key = location.removeprefix("s3://").partition("/")
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    if location.startswith("gs://"):
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        server = request.getfixturevalue("gcs_server")
+        client = storage.Client(
+            project=server.project,
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": server.endpoint},
+        )
+        bucket, _, key = location.removeprefix("gs://").partition("/")
+        return client.bucket(bucket).blob(key).download_as_bytes()
+    assert os.path.isabs(location), location
+    with open(location, "rb") as f:
+        return f.read()
+
+
+def test_location_names_the_object(any_store, request):
+    for key in ("t/p-0/seg.parquet", "dir with space/naïve+key%20&=.bin"):
+        any_store.put(key, key.encode())
+        location = any_store.location(key)
+        if any_store.url.startswith("file://"):
+            assert location.endswith("/" + key)
+        else:
+            assert location == f"{any_store.url}/{key}"  # bucket, prefix and key, not percent-encoded
+        assert _read_location(location, request) == key.encode()
+
+
 # --- stores that cannot work --------------------------------------------------------------------------------
 
 
@@ -303,6 +351,68 @@ def test_stores_under_sibling_prefixes_do_not_see_each_other(s3_server, gcs_serv
         ab.close()
 
 
+def _closed_port() -> int:
+    """A loopback port with nothing listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _store_at(backend: str, endpoint: str, s3_server, gcs_server, **options) -> ObjectStore:
+    """A store of the suite's test bucket on ``backend``, reached through ``endpoint``."""
+    prefix = f"retry-{uuid.uuid4().hex[:10]}"
+    if backend == "s3":
+        return open_store(
+            f"s3://{s3_server.bucket}/{prefix}",
+            endpoint_url=endpoint,
+            access_key_id=s3_server.access_key,
+            secret_access_key=s3_server.secret_key,
+            **options,
+        )
+    return open_store(f"gs://{gcs_server.bucket}/{prefix}", endpoint_url=endpoint, **options)
+
+
+@pytest.mark.parametrize("backend", ["s3", "gcs"])
+def test_a_closed_port_is_unreachable_within_the_deadline(backend, s3_server, gcs_server, caplog):
+    caplog.set_level(logging.WARNING, logger="pyrostore.store")
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    store = _store_at(backend, endpoint, s3_server, gcs_server, retry_deadline="15")  # the CLI's default
+    started = time.monotonic()
+    with pytest.raises(StoreUnreachable) as caught:
+        list(store.list(""))  # what `pyrostore ls` does first
+    elapsed = time.monotonic() - started
+    assert 14 < elapsed < 20
+    assert str(caught.value).startswith(f"list '' in {store.url}: cannot connect to {endpoint} within the retry")
+    assert len([r for r in caplog.records if r.name == "pyrostore.store"]) >= 3
+
+
+@pytest.mark.parametrize("backend", ["s3", "gcs"])
+def test_without_a_deadline_a_store_waits_for_its_server(backend, s3_server, gcs_server, caplog):
+    caplog.set_level(logging.WARNING, logger="pyrostore.store")
+    upstream = s3_server.endpoint if backend == "s3" else gcs_server.endpoint
+    port = _closed_port()
+    store = _store_at(backend, f"http://127.0.0.1:{port}", s3_server, gcs_server)  # retries for ever
+    outcome: list[object] = []
+    reader = threading.Thread(target=lambda: outcome.append(_get_or_error(store, "k")))
+    reader.start()
+    time.sleep(2.5)
+    assert reader.is_alive() and not outcome
+    proxy = LossyProxy(upstream, b"never-dropped", port=port)  # the server comes up
+    reader.join(60)
+    proxy.close()
+    assert [type(o) for o in outcome] == [ObjectNotFound]
+    retries = [r.getMessage() for r in caplog.records if r.name == "pyrostore.store"]
+    assert len(retries) >= 2 and all(m.startswith(f"get 'k' in {store.url} (endpoint ") for m in retries)
+    store.close()
+
+
+def _get_or_error(store: ObjectStore, key: str) -> object:
+    try:
+        return store.get(key)
+    except Exception as exc:
+        return exc
+
+
 # --- a create retried after its response was lost -----------------------------------------------------------
 
 
@@ -311,13 +421,13 @@ class LossyProxy:
     ``marker`` and drops the connection: the request took effect, but the client never hears so and retries.
     """
 
-    def __init__(self, endpoint: str, marker: bytes) -> None:
+    def __init__(self, endpoint: str, marker: bytes, port: int = 0) -> None:
         parts = urlsplit(endpoint)
         self.upstream = (parts.hostname, parts.port)
         self.marker = marker.lower()
         self.armed = threading.Event()
         self.dropped = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.create_server(("127.0.0.1", port))
         self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
 

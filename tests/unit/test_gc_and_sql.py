@@ -14,7 +14,7 @@ from pyrostore.errors import IntegrityError
 from pyrostore.gc import collect_garbage
 from pyrostore.index import tree
 from pyrostore.layout import ROOT_PREFIX, node_key, segment_key
-from pyrostore.sql import duckdb_view
+from pyrostore.sql import duckdb_view, segment_urls
 from pyrostore.store import open_store
 from pyrostore.verify import verify_partition
 from tests.helpers import build_partition, make_segment
@@ -101,3 +101,17 @@ def test_duckdb_reads_exactly_the_committed_segments(tmp_path):
     expected = [(TOPIC, p, r.offset, r.value) for p in (0, 1) for r in archive.partition(TOPIC, p).read()]
     assert [(t, int(p), o, v) for t, p, o, v in rows] == expected
     assert len(rows) == 60
+
+
+def test_segment_urls_are_paths_duckdb_reads_in_an_oddly_named_folder(tmp_path):
+    folder = tmp_path / "my archive #1 %20"  # characters a file:// URL percent-encodes
+    store = open_store(str(folder))
+    build_partition(store, TOPIC, 0, segments=2)
+    archive = Archive(store)
+
+    paths = segment_urls(archive, TOPIC)
+    assert len(paths) == 2
+    assert all(path.startswith(f"{folder}/") and os.path.isfile(path) for path in paths)
+    connection = duckdb.connect()
+    view = duckdb_view(connection, archive, TOPIC)
+    assert connection.execute(f'SELECT count(*) FROM "{view}"').fetchone() == (20,)

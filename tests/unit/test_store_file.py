@@ -58,6 +58,32 @@ def test_without_create_a_missing_folder_is_bucket_not_found(tmp_path):
     assert not (tmp_path / "nope").exists()
 
 
+def test_read_only_opening_never_makes_the_folder(tmp_path):
+    store = open_store(f"file://{tmp_path}/nope", read_only=True)
+    with pytest.raises(BucketNotFound, match="nope"):
+        store.get("k")
+    with pytest.raises(BucketNotFound, match="nope"):
+        list(store.list(""))
+    assert not (tmp_path / "nope").exists()
+
+
+def test_read_only_opening_of_an_existing_folder_reads_it(tmp_path):
+    open_store(str(tmp_path / "s")).put("k", b"v")
+    assert open_store(str(tmp_path / "s"), read_only=True).get("k") == b"v"
+
+
+def test_location_is_the_objects_absolute_path_unquoted(tmp_path):
+    folder = tmp_path / "odd name #1 %20"
+    store = open_store(str(folder))
+    store.put("a/b c%41", b"v")
+    path = store.location("a/b c%41")
+    assert path == str(folder / "a" / "b c%41")
+    assert Path(path).read_bytes() == b"v"
+    assert open_store(store.url, read_only=True).location("a/b c%41") == path
+    with pytest.raises(ValueError, match="reserved"):
+        store.location("a/.tmp-x")
+
+
 def test_a_file_where_the_folder_should_be_is_a_store_error(tmp_path):
     (tmp_path / "f").write_bytes(b"")
     with pytest.raises(StoreError, match="f"):

@@ -1,17 +1,21 @@
-"""open_store: which backend a URL names, how options (often strings from config files) are checked."""
+"""open_store: which backend a URL names, how options (often strings from config files) are checked, what
+credential_options takes from a Secret, and how S3 and GCS give up on an endpoint that does not answer."""
 
 from __future__ import annotations
 
 import json
+import logging
 import socket
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
-from pyrostore.errors import AccessDenied, InvalidStoreURL, StoreError
-from pyrostore.store import ObjectStore, open_store
-from pyrostore.store._url import Location, parse_url, redact
+from pyrostore.errors import AccessDenied, InvalidStoreURL, StoreError, StoreUnreachable
+from pyrostore.store import ObjectStore, credential_options, open_store
 from pyrostore.store.file import FileStore
 from pyrostore.store.gcs import GCSStore
 from pyrostore.store.s3 import S3Store
@@ -29,30 +33,46 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
+def options_for(url: str) -> dict[str, str]:
+    """Options that let a store of ``url`` open without looking for credentials."""
+    return {"s3": S3_KEYS, "gs": GCS_LOCAL}.get(url.split(":", 1)[0].lower(), {})
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("/data/archive", Location("file", "/data/archive")),
-        ("/data/archive/", Location("file", "/data/archive")),
-        ("file:///data/archive", Location("file", "/data/archive")),
-        ("file://localhost/data/my%20archive", Location("file", "/data/my archive")),
-        ("s3://bucket", Location("s3", "bucket", "")),
-        ("s3://bucket/", Location("s3", "bucket", "")),
-        ("s3://bucket/some/prefix/", Location("s3", "bucket", "some/prefix")),
-        ("S3://bucket/p", Location("s3", "bucket", "p")),
-        ("gs://bucket/p", Location("gs", "bucket", "p")),
+        ("/data/archive", "/data/archive/k/1"),
+        ("/data/archive/", "/data/archive/k/1"),
+        ("file:///data/archive", "/data/archive/k/1"),
+        ("file://localhost/data/my%20archive", "/data/my archive/k/1"),
+        ("s3://bucket", "s3://bucket/k/1"),
+        ("s3://bucket/", "s3://bucket/k/1"),
+        ("s3://bucket/some/prefix/", "s3://bucket/some/prefix/k/1"),
+        ("S3://bucket/p", "s3://bucket/p/k/1"),
+        ("gs://bucket/p", "gs://bucket/p/k/1"),
     ],
 )
-def test_parse_url(url, expected):
-    assert parse_url(url) == expected
+def test_location_names_the_object_as_engines_do(url, expected):
+    store = open_store(url, read_only=True, **options_for(url))
+    assert store.location("k/1") == expected
+    store.close()
+
+
+def test_location_refuses_invalid_keys(tmp_path):
+    for url in (str(tmp_path), "s3://bucket/p", "gs://bucket/p"):
+        store = open_store(url, **options_for(url))
+        for bad in ("", "/abs", "a//b", "../up"):
+            with pytest.raises(ValueError):
+                store.location(bad)
 
 
 def test_relative_and_home_paths_become_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert parse_url("rel/dir") == Location("file", str(tmp_path / "rel" / "dir"))
-    assert parse_url("~/x") == Location("file", str(tmp_path / "home" / "x"))
-    assert parse_url("odd:name") == Location("file", str(tmp_path / "odd:name"))
+    assert open_store("rel/dir", read_only=True).location("k") == str(tmp_path / "rel" / "dir" / "k")
+    assert open_store("~/x", read_only=True).location("k") == str(tmp_path / "home" / "x" / "k")
+    assert open_store("odd:name", read_only=True).location("k") == str(tmp_path / "odd:name" / "k")
+    assert open_store("pa@th", read_only=True).location("k") == str(tmp_path / "pa@th" / "k")
 
 
 @pytest.mark.parametrize(
@@ -97,8 +117,9 @@ def test_credentials_in_a_url_are_refused_without_echoing_them():
         open_store("s3://AKIDEXAMPLE:hunter2@bucket/p")
     assert "hunter2" not in str(caught.value) and "AKIDEXAMPLE" not in str(caught.value)
     assert "s3://bucket/p" in str(caught.value)
-    assert redact("gs://user:pw@bucket/a@b") == "gs://bucket/a@b"
-    assert redact("/plain/pa@th") == "/plain/pa@th"
+    with pytest.raises(InvalidStoreURL) as caught:
+        open_store("gs://user:pw@bucket/a@b")
+    assert ":pw" not in str(caught.value) and "'gs://bucket/a@b'" in str(caught.value)
 
 
 def test_each_scheme_opens_its_backend(tmp_path):
@@ -120,12 +141,16 @@ def test_each_scheme_opens_its_backend(tmp_path):
         store.close()
 
 
-def test_urls_and_errors_never_carry_secrets():
-    store = open_store("s3://bucket/p", endpoint_url="http://user:pw@127.0.0.1:1", max_attempts=1, **S3_KEYS)
-    assert "secret-value" not in store.url
-    with pytest.raises(StoreError) as caught:
-        store.get("k")
-    assert "secret-value" not in str(caught.value) and ":pw@" not in str(caught.value)
+def test_urls_errors_and_retry_logs_never_carry_secrets(caplog):
+    caplog.set_level(logging.WARNING, logger="pyrostore.store")
+    for url, options in [("s3://bucket/p", S3_KEYS), ("gs://bucket/p", {})]:
+        store = open_store(url, endpoint_url="http://user:pw@127.0.0.1:1", retry_deadline=0.5, **options)
+        assert "secret-value" not in store.url
+        with pytest.raises(StoreError) as caught:
+            store.get("k")
+        assert "secret-value" not in str(caught.value) and ":pw@" not in str(caught.value)
+    assert caplog.records, "the closed port was not retried"
+    assert "secret-value" not in caplog.text and ":pw@" not in caplog.text
 
 
 # --- options ------------------------------------------------------------------------------------------------
@@ -152,16 +177,23 @@ def test_options_given_as_none_count_as_absent(tmp_path):
 @pytest.mark.parametrize(
     ("url", "options", "complaint"),
     [
-        ("/tmp/x", {"endpoint_url": "http://h"}, "unknown option 'endpoint_url'; valid options: create"),
+        (
+            "/tmp/x",
+            {"endpoint_url": "http://h"},
+            "unknown option 'endpoint_url'; valid options: create, retry_deadline",
+        ),
         ("s3://b", {"bucket": "x"}, "unknown option 'bucket'; valid options: access_key_id, endpoint_url"),
-        ("gs://b", {"region": "eu"}, "valid options: credentials_file, endpoint_url, project, retry_timeout"),
+        ("s3://b", {"max_attempts": "3"}, "unknown option 'max_attempts'"),  # replaced by retry_deadline
+        ("gs://b", {"region": "eu"}, "valid options: credentials_file, endpoint_url, project, retry_deadline"),
+        ("gs://b", {"retry_timeout": "5"}, "unknown option 'retry_timeout'"),  # replaced by retry_deadline
         ("/tmp/x", {"create": "maybe"}, "option 'create' must be true or false, not 'maybe'"),
         ("/tmp/x", {"create": 1}, "option 'create' must be true or false"),
-        ("s3://b", {"max_attempts": "many"}, "option 'max_attempts' must be a number, not 'many'"),
-        ("s3://b", {"max_attempts": True}, "option 'max_attempts' must be a number"),
-        ("s3://b", {"max_attempts": "0"}, "max_attempts must be at least 1"),
+        ("s3://b", {"retry_deadline": "soon"}, "option 'retry_deadline' must be a number, not 'soon'"),
+        ("s3://b", {"retry_deadline": True}, "option 'retry_deadline' must be a number"),
+        ("s3://b", {"retry_deadline": "-1", **S3_KEYS}, "retry_deadline must be a number of seconds >= 0, not -1"),
+        ("gs://b", {"retry_deadline": "nan", **GCS_LOCAL}, "retry_deadline must be a number of seconds >= 0"),
+        ("/tmp/x", {"retry_deadline": -2}, "retry_deadline must be a number of seconds >= 0"),
         ("s3://b", {"region": 5}, "option 'region' must be a string, not int"),
-        ("gs://b", {"retry_timeout": "-1", **GCS_LOCAL}, "retry_timeout must be positive"),
     ],
 )
 def test_bad_options_are_refused(url, options, complaint):
@@ -171,10 +203,29 @@ def test_bad_options_are_refused(url, options, complaint):
 
 
 def test_string_options_are_parsed():
-    store = open_store("s3://b", max_attempts="3", region="eu-west-1", **S3_KEYS)
+    store = open_store("s3://b", retry_deadline="2.5", region="eu-west-1", **S3_KEYS)
     assert store._client.meta.region_name == "eu-west-1"
     store.close()
-    open_store("gs://b", retry_timeout="2.5", **GCS_LOCAL).close()
+    open_store("gs://b", retry_deadline=" 2.5 ", **GCS_LOCAL).close()
+
+
+@pytest.mark.parametrize("url", ["s3://b", "gs://b"])
+def test_a_deadline_caps_the_timeouts_of_each_attempt(url):
+    def timeouts(store) -> tuple[float, float]:
+        if url.startswith("s3"):
+            return store._client.meta.config.connect_timeout, store._client.meta.config.read_timeout
+        return store._timeout
+
+    assert timeouts(open_store(url, retry_deadline="3", **options_for(url))) == (3, 3)
+    assert timeouts(open_store(url, retry_deadline="0", **options_for(url))) == (1, 1)  # enough to connect
+    assert timeouts(open_store(url, retry_deadline="inf", **options_for(url))) == (10, 60)
+    assert timeouts(open_store(url, **options_for(url))) == (10, 60)
+
+
+def test_file_stores_accept_a_deadline_and_ignore_it(tmp_path):
+    store = open_store(str(tmp_path / "s"), retry_deadline="15")
+    store.put("k", b"v")
+    assert store.get("k") == b"v"
 
 
 def test_s3_keys_must_come_in_pairs():
@@ -248,27 +299,166 @@ def test_unreadable_gcs_credentials_file_is_a_store_error(tmp_path):
         open_store("gs://b", credentials_file=tmp_path / "bad.json", **GCS_LOCAL)
 
 
-# --- unreachable servers ------------------------------------------------------------------------------------
+# --- read-only opening -------------------------------------------------------------------------------------
 
 
-def test_unreachable_s3_endpoint_is_a_store_error_naming_it():
+def test_read_only_opening_creates_nothing(tmp_path):
+    store = open_store(str(tmp_path / "absent"), read_only=True)
+    assert not (tmp_path / "absent").exists()
+    assert store.url == f"file://{tmp_path}/absent"
+    assert open_store(str(tmp_path / "absent"), read_only=True, create="false").url == store.url
+    with pytest.raises(InvalidStoreURL, match="option 'create' cannot be True when opening read-only"):
+        open_store(str(tmp_path / "absent"), read_only=True, create="yes")
+    assert not (tmp_path / "absent").exists()
+
+
+def test_read_only_stores_of_every_backend_open(tmp_path):
+    for url in (str(tmp_path), "s3://bucket/p", "gs://bucket/p"):
+        open_store(url, read_only=True, **options_for(url)).close()
+
+
+# --- credentials from a Secret -----------------------------------------------------------------------------
+
+SECRET = {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "key", "AWS_SESSION_TOKEN": "token", "OTHER": "x"}
+
+
+def test_s3_takes_the_aws_keys_of_a_secret():
+    assert credential_options("s3://b/p", SECRET) == {
+        "access_key_id": "id",
+        "secret_access_key": "key",
+        "session_token": "token",
+    }
+    assert credential_options("S3://b", {"AWS_ACCESS_KEY_ID": "id"}) == {"access_key_id": "id"}
+    assert credential_options("s3://b", {}) == {}
+
+
+def test_gcs_and_folders_take_nothing_from_a_secret(tmp_path):
+    assert credential_options("gs://b/p", SECRET) == {}
+    assert credential_options(str(tmp_path), SECRET) == {}
+    assert credential_options(f"file://{tmp_path}", SECRET) == {}
+
+
+def test_credential_options_open_the_store():
+    store = open_store("s3://b", **credential_options("s3://b", SECRET))
+    assert store._client._request_signer._credentials.access_key == "id"
+
+
+def test_credential_options_refuse_a_bad_url_without_quoting_the_secret():
+    with pytest.raises(InvalidStoreURL) as caught:
+        credential_options("ftp://b", SECRET)
+    assert "key" not in str(caught.value).replace("unknown", "")
+    assert "token" not in str(caught.value)
+
+
+# --- retries and unreachable servers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/p", "gs://bucket/p"])
+def test_a_closed_port_is_unreachable_after_the_deadline_and_each_retry_is_logged(url, caplog):
+    caplog.set_level(logging.WARNING, logger="pyrostore.store")
     endpoint = f"http://127.0.0.1:{closed_port()}"
-    store = open_store("s3://bucket/p", endpoint_url=endpoint, max_attempts="2", **S3_KEYS)
+    store = open_store(url, retry_deadline="2", **options_for(url) | {"endpoint_url": endpoint})
     started = time.monotonic()
-    with pytest.raises(StoreError) as caught:
+    with pytest.raises(StoreUnreachable) as caught:
         store.get("k")
-    assert type(caught.value) is StoreError
-    assert "get 'k' in s3://bucket/p: cannot connect to " + endpoint in str(caught.value)
-    assert time.monotonic() - started < 30
+    elapsed = time.monotonic() - started
+    assert 1.9 < elapsed < 5
+    message = str(caught.value)
+    assert message.startswith(f"get 'k' in {url}: cannot connect to {endpoint} within the retry deadline (2 s): ")
+    assert "\n" not in message
+    retries = [r for r in caplog.records if r.name == "pyrostore.store"]
+    assert len(retries) >= 2 and all(r.levelno == logging.WARNING for r in retries)
+    assert all(r.getMessage().startswith(f"get 'k' in {url} (endpoint {endpoint}): ") for r in retries)
+    assert [f"retry {n} in " in r.getMessage() for n, r in enumerate(retries, 1)] == [True] * len(retries)
 
 
-def test_unreachable_gcs_endpoint_is_a_store_error_naming_it():
+@pytest.mark.parametrize("url", ["s3://bucket/p", "gs://bucket/p"])
+def test_a_zero_deadline_makes_one_attempt(url, caplog):
     endpoint = f"http://127.0.0.1:{closed_port()}"
-    store = open_store("gs://bucket/p", endpoint_url=endpoint, retry_timeout="1")
-    with pytest.raises(StoreError) as caught:
-        store.put("k", b"x")
-    assert type(caught.value) is StoreError
-    assert "put 'k' in gs://bucket/p: cannot connect to " + endpoint in str(caught.value)
+    store = open_store(url, retry_deadline=0, **options_for(url) | {"endpoint_url": endpoint})
+    started = time.monotonic()
+    with pytest.raises(StoreUnreachable, match="within the retry deadline \\(0 s\\)"):
+        list(store.list(""))
+    assert time.monotonic() - started < 2
+    assert not [r for r in caplog.records if r.name == "pyrostore.store"]
+
+
+class FlakyServer:
+    """A local HTTP server that answers each request for object ``k`` of a store at ``bucket/p`` with the next
+    of ``answers`` (status, body), then with the last one: enough to show which answers a store retries.
+    Other requests (the GCS library fetches bucket metadata in the background) get 404."""
+
+    def __init__(self, answers: list[tuple[int, bytes]]) -> None:
+        self.answers, self.requests = answers, 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if "p/k" not in unquote(self.path):
+                    status, body = 404, b""
+                else:
+                    status, body = server.answers[min(server.requests, len(server.answers) - 1)]
+                    server.requests += 1
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+SLOW_DOWN = (503, b"<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>")
+DENIED = (403, b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>")
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/p", "gs://bucket/p"])
+def test_server_errors_are_retried_until_the_answer_comes(url, caplog):
+    caplog.set_level(logging.WARNING, logger="pyrostore.store")
+    server = FlakyServer([SLOW_DOWN, SLOW_DOWN, (200, b"hello")])
+    try:
+        store = open_store(url, **options_for(url) | {"endpoint_url": server.endpoint})  # no deadline
+        assert store.get("k") == b"hello"
+    finally:
+        server.close()
+    assert server.requests == 3
+    assert [r.getMessage().split(": ", 1)[0] for r in caplog.records] == [
+        f"get 'k' in {url} (endpoint {server.endpoint})"
+    ] * 2
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/p", "gs://bucket/p"])
+def test_a_refusal_is_not_retried(url, caplog):
+    server = FlakyServer([DENIED])
+    try:
+        store = open_store(url, **options_for(url) | {"endpoint_url": server.endpoint})  # no deadline
+        with pytest.raises(AccessDenied):
+            store.get("k")
+    finally:
+        server.close()
+    assert server.requests == 1
+    assert not [r for r in caplog.records if r.name == "pyrostore.store"]
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/p", "gs://bucket/p"])
+def test_server_errors_past_the_deadline_are_store_errors(url):
+    server = FlakyServer([SLOW_DOWN])
+    try:
+        store = open_store(url, retry_deadline=1, **options_for(url) | {"endpoint_url": server.endpoint})
+        with pytest.raises(StoreError) as caught:
+            store.get("k")
+    finally:
+        server.close()
+    assert type(caught.value) is StoreError and "get 'k' in " + url in str(caught.value)
+    assert server.requests >= 2
 
 
 def test_file_store_path_object_is_accepted(tmp_path: Path):
