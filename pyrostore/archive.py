@@ -18,9 +18,9 @@ from pyrostore.errors import IntegrityError, ObjectNotFound, OffsetOutOfRange, T
 from pyrostore.index import tree
 from pyrostore.index.commits import Commit, read_head
 from pyrostore.index.node import Entry
-from pyrostore.layout import ROOT_PREFIX, check_topic, head_prefix, log_prefix, segment_key
+from pyrostore.layout import ROOT_PREFIX, check_topic, head_prefix, log_prefix
 from pyrostore.segment import decode_segment, header_lists
-from pyrostore.store import ObjectStore, open_store
+from pyrostore.store import ObjectStore, open_existing_store
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def open_archive(url: str, **options: Any) -> Archive:
     Opening never creates anything: a local folder that does not exist raises BucketNotFound when first read.
     Raises InvalidStoreURL for a bad URL or option.
     """
-    return Archive(open_store(url, read_only=True, **options))
+    return Archive(open_existing_store(url, **options))
 
 
 class Archive:
@@ -206,7 +206,7 @@ class PartitionArchive:
             yield from records_of(batch, self.topic, self.partition)
 
     def _segment_name(self, entry: Entry) -> str:
-        return segment_key(self.topic, self.partition, entry.first, entry.digest)
+        return entry.segment_key(self.topic, self.partition)
 
 
 def batch_columns(batch: pa.RecordBatch) -> tuple[list, ...]:

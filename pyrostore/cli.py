@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import signal
 import sys
@@ -68,6 +69,8 @@ def store_options(pairs: list[str] | None, interactive: bool = True) -> dict[str
     options = parse_pairs(pairs, "--store-option")
     if interactive:
         options.setdefault("retry_deadline", CLI_RETRY_DEADLINE)
+        # The error at the deadline is the one line a person waiting needs; each retry before it is not.
+        logging.getLogger("pyrostore.store").setLevel(logging.ERROR)
     return options
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from pyrostore.archive import Archive
-from pyrostore.layout import segment_key
 
 
 def segment_urls(archive: Archive, topic: str, partitions: list[int] | None = None) -> list[str]:
@@ -21,7 +20,7 @@ def segment_urls(archive: Archive, topic: str, partitions: list[int] | None = No
     """
     store = archive.store
     return [
-        store.location(segment_key(topic, partition, entry.first, entry.digest))
+        store.location(entry.segment_key(topic, partition))
         for partition in (partitions if partitions is not None else archive.partitions(topic))
         for entry in archive.partition(topic, partition).segments()
         if not entry.lost

@@ -16,14 +16,14 @@ from pyrostore.errors import InvalidStoreURL
 from pyrostore.store._url import Location, parse_options, parse_url, redact
 from pyrostore.store.base import ObjectInfo, ObjectStore
 
-__all__ = ["ObjectInfo", "ObjectStore", "credential_options", "open_store"]
+__all__ = ["ObjectInfo", "ObjectStore", "credential_options", "open_existing_store", "open_store"]
 
 # scheme -> (module, class). Each module declares OPTIONS (name -> type), CREDENTIALS (environment variable
 # or Secret key -> option) and READ_ONLY (option values a read-only opening imposes).
 _BACKENDS = {"file": ("file", "FileStore"), "s3": ("s3", "S3Store"), "gs": ("gcs", "GCSStore")}
 
 
-def open_store(url: str, *, read_only: bool = False, **options: object) -> ObjectStore:
+def open_store(url: str, **options: object) -> ObjectStore:
     """Open the store at ``url`` with backend ``options`` (strings such as ``"true"`` or ``"5"`` are parsed).
 
     Options: every backend: ``retry_deadline`` (seconds an operation may spend retrying transient failures,
@@ -32,13 +32,21 @@ def open_store(url: str, *, read_only: bool = False, **options: object) -> Objec
     missing). s3: ``endpoint_url``, ``region``, ``access_key_id``, ``secret_access_key``, ``session_token``,
     ``profile``. gs: ``endpoint_url``, ``project``, ``credentials_file``.
 
-    ``read_only``: the caller means to use an existing store, so opening creates nothing (a missing folder
-    is BucketNotFound at the first operation, and ``create=true`` is refused). Writes are not blocked:
-    ``gc`` deletes through a store it opened this way.
-
     Raises InvalidStoreURL for a bad URL or option, and AccessDenied or StoreError when the backend cannot
     be set up.
     """
+    return _open(url, options, read_only=False)
+
+
+def open_existing_store(url: str, **options: object) -> ObjectStore:
+    """Open a store that must exist already, as :func:`open_store` does, except that opening creates nothing: a
+    missing folder is BucketNotFound at the first operation, and ``create=true`` is refused. Writes are not
+    blocked (``gc`` deletes through a store opened this way). Raises as :func:`open_store`.
+    """
+    return _open(url, options, read_only=True)
+
+
+def _open(url: str, options: Mapping[str, object], read_only: bool) -> ObjectStore:
     location, backend = _backend(url)
     kwargs = parse_options(url, options, backend.OPTIONS)
     if read_only:
@@ -72,6 +80,6 @@ def _read_only(url: str, kwargs: dict[str, object], imposed: Mapping[str, object
     for name, value in imposed.items():
         if kwargs.get(name, value) != value:
             raise InvalidStoreURL(
-                f"store {redact(url)!r}: option {name!r} cannot be {kwargs[name]!r} when opening read-only"
+                f"store {redact(url)!r}: option {name!r} cannot be {kwargs[name]!r} when opening an existing store"
             )
     return kwargs | dict(imposed)

@@ -34,4 +34,4 @@ def new_create_token() -> str:
 
 def created_by_us(token: str, stored_metadata: dict[str, str] | None) -> bool:
     """Whether an object found in place after a failed create carries this create call's token."""
-    return bool(stored_metadata) and stored_metadata.get(CREATE_TOKEN) == token
+    return stored_metadata is not None and stored_metadata.get(CREATE_TOKEN) == token

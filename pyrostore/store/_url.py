@@ -95,7 +95,10 @@ def _convert(shown: str, name: str, value: object, kind: type) -> object:
         if isinstance(value, bool):
             raise InvalidStoreURL(f"store {shown!r}: option {name!r} must be a number, not {value!r}")
         try:
-            return kind(value.strip() if isinstance(value, str) else value)
+            if not isinstance(value, (str, int, float)):
+                raise TypeError(type(value).__name__)
+            number = value.strip() if isinstance(value, str) else value
+            return int(number) if kind is int else float(number)
         except (TypeError, ValueError):
             raise InvalidStoreURL(f"store {shown!r}: option {name!r} must be a number, not {value!r}") from None
     if isinstance(value, os.PathLike):

@@ -6,7 +6,7 @@ import functools
 import http.client
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC
 from typing import TypeVar
 
@@ -227,7 +227,9 @@ class GCSStore:
         blob.metadata = {CREATE_TOKEN: token}
         blob.upload_from_string(data, content_type=_CONTENT_TYPE, if_generation_match=0, **self._once())
 
-    def _list_page(self, prefix: str, after: str | None, token: str | None) -> tuple[list[storage.Blob], str | None]:
+    def _list_page(
+        self, prefix: str, after: str | None, token: str | None
+    ) -> tuple[Sequence[storage.Blob], str | None]:
         """One page of a listing, and the token of the next page (None after the last)."""
         blobs = self._client.list_blobs(
             self._bucket, prefix=join_key(self._root, prefix), start_offset=after, page_token=token, **self._once()

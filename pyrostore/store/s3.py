@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -231,7 +231,7 @@ class S3Store:
 
         Pages are fetched one by one (each retried on its own), so a retry never repeats a yielded object.
         """
-        query = {"Bucket": self._bucket, "Prefix": join_key(self._root, prefix)}
+        query: dict[str, Any] = {"Bucket": self._bucket, "Prefix": join_key(self._root, prefix)}
         if start_after is not None:
             query["StartAfter"] = join_key(self._root, start_after)
         skip = len(self._root) + 1 if self._root else 0

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyrostore.errors import AccessDenied, BucketNotFound, ObjectExists, ObjectNotFound, StoreError
-from pyrostore.store import ObjectStore, open_store
+from pyrostore.store import ObjectStore, open_existing_store, open_store
 from pyrostore.store.file import FileStore
 
 
@@ -59,7 +59,7 @@ def test_without_create_a_missing_folder_is_bucket_not_found(tmp_path):
 
 
 def test_read_only_opening_never_makes_the_folder(tmp_path):
-    store = open_store(f"file://{tmp_path}/nope", read_only=True)
+    store = open_existing_store(f"file://{tmp_path}/nope")
     with pytest.raises(BucketNotFound, match="nope"):
         store.get("k")
     with pytest.raises(BucketNotFound, match="nope"):
@@ -69,7 +69,7 @@ def test_read_only_opening_never_makes_the_folder(tmp_path):
 
 def test_read_only_opening_of_an_existing_folder_reads_it(tmp_path):
     open_store(str(tmp_path / "s")).put("k", b"v")
-    assert open_store(str(tmp_path / "s"), read_only=True).get("k") == b"v"
+    assert open_existing_store(str(tmp_path / "s")).get("k") == b"v"
 
 
 def test_location_is_the_objects_absolute_path_unquoted(tmp_path):
@@ -79,7 +79,7 @@ def test_location_is_the_objects_absolute_path_unquoted(tmp_path):
     path = store.location("a/b c%41")
     assert path == str(folder / "a" / "b c%41")
     assert Path(path).read_bytes() == b"v"
-    assert open_store(store.url, read_only=True).location("a/b c%41") == path
+    assert open_existing_store(store.url).location("a/b c%41") == path
     with pytest.raises(ValueError, match="reserved"):
         store.location("a/.tmp-x")
 

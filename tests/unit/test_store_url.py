@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import pytest
 
 from pyrostore.errors import AccessDenied, InvalidStoreURL, StoreError, StoreUnreachable
-from pyrostore.store import ObjectStore, credential_options, open_store
+from pyrostore.store import ObjectStore, credential_options, open_existing_store, open_store
 from pyrostore.store.file import FileStore
 from pyrostore.store.gcs import GCSStore
 from pyrostore.store.s3 import S3Store
@@ -53,7 +53,7 @@ def options_for(url: str) -> dict[str, str]:
     ],
 )
 def test_location_names_the_object_as_engines_do(url, expected):
-    store = open_store(url, read_only=True, **options_for(url))
+    store = open_existing_store(url, **options_for(url))
     assert store.location("k/1") == expected
     store.close()
 
@@ -69,10 +69,10 @@ def test_location_refuses_invalid_keys(tmp_path):
 def test_relative_and_home_paths_become_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert open_store("rel/dir", read_only=True).location("k") == str(tmp_path / "rel" / "dir" / "k")
-    assert open_store("~/x", read_only=True).location("k") == str(tmp_path / "home" / "x" / "k")
-    assert open_store("odd:name", read_only=True).location("k") == str(tmp_path / "odd:name" / "k")
-    assert open_store("pa@th", read_only=True).location("k") == str(tmp_path / "pa@th" / "k")
+    assert open_existing_store("rel/dir").location("k") == str(tmp_path / "rel" / "dir" / "k")
+    assert open_existing_store("~/x").location("k") == str(tmp_path / "home" / "x" / "k")
+    assert open_existing_store("odd:name").location("k") == str(tmp_path / "odd:name" / "k")
+    assert open_existing_store("pa@th").location("k") == str(tmp_path / "pa@th" / "k")
 
 
 @pytest.mark.parametrize(
@@ -303,18 +303,18 @@ def test_unreadable_gcs_credentials_file_is_a_store_error(tmp_path):
 
 
 def test_read_only_opening_creates_nothing(tmp_path):
-    store = open_store(str(tmp_path / "absent"), read_only=True)
+    store = open_existing_store(str(tmp_path / "absent"))
     assert not (tmp_path / "absent").exists()
     assert store.url == f"file://{tmp_path}/absent"
-    assert open_store(str(tmp_path / "absent"), read_only=True, create="false").url == store.url
-    with pytest.raises(InvalidStoreURL, match="option 'create' cannot be True when opening read-only"):
-        open_store(str(tmp_path / "absent"), read_only=True, create="yes")
+    assert open_existing_store(str(tmp_path / "absent"), create="false").url == store.url
+    with pytest.raises(InvalidStoreURL, match="option 'create' cannot be True when opening an existing store"):
+        open_existing_store(str(tmp_path / "absent"), create="yes")
     assert not (tmp_path / "absent").exists()
 
 
 def test_read_only_stores_of_every_backend_open(tmp_path):
     for url in (str(tmp_path), "s3://bucket/p", "gs://bucket/p"):
-        open_store(url, read_only=True, **options_for(url)).close()
+        open_existing_store(url, **options_for(url)).close()
 
 
 # --- credentials from a Secret -----------------------------------------------------------------------------
