@@ -156,7 +156,7 @@ def test_archive_only_mode_reads_history_with_kafka_stopped(own_kafka, tmp_path)
     topic = "stopped"
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
     admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(60)
-    producer = Producer({"bootstrap.servers": kafka.bootstrap})
+    producer = Producer({"bootstrap.servers": kafka.bootstrap, "enable.idempotence": True})
     base = (int(time.time()) - 3600) * 1000  # recent, or retention.ms would let Kafka delete the records
     for i in range(300):
         producer.produce(topic, f"value ü {i}", f"key {i}", partition=i % 3, timestamp=base + i)
