@@ -77,8 +77,12 @@ def archive_rows(url: str, topic: str, partitions: int, **options) -> dict[int, 
 
 
 def produce_numbered(bootstrap: str, topic: str, count: int, partitions: int = 1, start: int = 0) -> None:
-    """Produce records ``v<i>`` keyed ``k<i>`` for i in ``[start, start + count)``, round-robin over partitions."""
-    producer = Producer({"bootstrap.servers": bootstrap})
+    """Produce records ``v<i>`` keyed ``k<i>`` for i in ``[start, start + count)``, round-robin over partitions.
+
+    Idempotent, as every test producer: librdkafka's default producer retries failed batches (NOT_LEADER_OR_FOLLOWER
+    on a topic created a moment ago) while later batches are in flight, so Kafka may store them out of order.
+    """
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     for i in range(start, start + count):
         producer.produce(topic, b"v%d" % i, b"k%d" % i, partition=i % partitions)
     assert producer.flush(30) == 0
@@ -107,7 +111,7 @@ COMPACTED = {
 
 def fill_compacted(bootstrap: str, topic: str) -> None:
     """Write 6 rounds of 10 keys to a :data:`COMPACTED` topic and wait until compaction left offset gaps."""
-    producer = Producer({"bootstrap.servers": bootstrap})
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     for round_ in range(6):
         for key in range(10):
             producer.produce(topic, b"round %d" % round_, b"key-%d" % key)

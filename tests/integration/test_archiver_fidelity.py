@@ -42,7 +42,14 @@ def test_every_kind_of_record_is_kept(kafka, new_topic, tmp_path):
         partitions=3,
         config={"max.message.bytes": str(4 * 1024 * 1024), "segment.bytes": str(16 * 1024 * 1024)},
     )
-    producer = Producer({"bootstrap.servers": kafka.bootstrap, "message.max.bytes": 4 * 1024 * 1024, "linger.ms": 5})
+    producer = Producer(
+        {
+            "bootstrap.servers": kafka.bootstrap,
+            "enable.idempotence": True,
+            "message.max.bytes": 4 * 1024 * 1024,
+            "linger.ms": 5,
+        }
+    )
     big = os.urandom(1024 * 1024 + 17)
     cases = [*EDGE_CASES, (b"big", big), (b"bigger", big + big[:300_000])]
     failures = []
@@ -78,7 +85,7 @@ def test_every_kind_of_record_is_kept(kafka, new_topic, tmp_path):
 
 def test_log_append_time_topic(kafka, new_topic, tmp_path):
     topic = new_topic(partitions=1, config={"message.timestamp.type": "LogAppendTime"})
-    producer = Producer({"bootstrap.servers": kafka.bootstrap})
+    producer = Producer({"bootstrap.servers": kafka.bootstrap, "enable.idempotence": True})
     for i in range(50):
         producer.produce(topic, b"v%d" % i, timestamp=1_000 + i)  # the broker overrides these
     producer.flush(30)

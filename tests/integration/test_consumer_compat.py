@@ -56,7 +56,7 @@ class World:
 
 
 def _fill_main(bootstrap: str, topic: str) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap})
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     for i in range(600):
         headers = [("n", b"%d" % i), ("n", None)] if i % 3 == 0 else None
         value = None if i % 50 == 7 else b"value %d" % i

@@ -23,19 +23,21 @@ from tests.kafka_helpers import (
 )
 
 
-def _archived_count(archive: S3Archive, topic: str, partitions: int) -> int:
-    return sum(len(rows) for rows in archive_rows(archive.url, topic, partitions, **archive.store_options).values())
-
-
 def test_reads_from_offset_zero_after_kafka_deleted_the_head_while_writing_and_archiving(
     kafka, s3_server, new_topic, tmp_path
 ):
     topic, partitions = new_topic(partitions=2), 2
     archive = S3Archive(s3_server)
     produce_numbered(kafka.bootstrap, topic, 3000, partitions)
+    head = kafka_rows(kafka.bootstrap, topic, partitions)  # what Kafka held before it deleted the head
+    assert [len(rows) for rows in head.values()] == [1500] * partitions
     archiver = archive.archiver(kafka.bootstrap, topic, tmp_path / "archiver.log", "--segment-age", "300ms").start()
     try:
-        wait_for(lambda: _archived_count(archive, topic, partitions) == 3000, 90, "the head to be archived")
+        wait_for(
+            lambda: archive_rows(archive.url, topic, partitions, **archive.store_options) == head,
+            90,
+            "the archive to hold the head exactly as Kafka does",
+        )
         delete_head(kafka.bootstrap, topic, {p: 1000 for p in range(partitions)})
 
         def produce_more() -> None:  # the tail keeps growing while the consumer reads
@@ -68,8 +70,15 @@ def test_reads_from_offset_zero_after_kafka_deleted_the_head_while_writing_and_a
         consumer.close()
     finally:
         archiver.stop()
+    tail = kafka_rows(kafka.bootstrap, topic, partitions)  # offsets 1000.. on: Kafka deleted the head
+    for p in range(partitions):  # first what Kafka held: the consumer must give exactly that, wherever it read it
+        assert [row for row in tail[p] if row[0] < 1500] == head[p][1000:]  # the same records as before
+        held = [(row[0], row[4]) for row in head[p]] + [(row[0], row[4]) for row in tail[p] if row[0] >= 1500]
+        assert got[p] == held, f"partition {p}: pyrostore.Consumer read other records than Kafka held"
     for p in range(partitions):  # every record exactly once, in order: record i went to partition i % 2
-        assert got[p] == [(offset, b"v%d" % (offset * partitions + p)) for offset in range(2500)]
+        assert got[p] == [(offset, b"v%d" % (offset * partitions + p)) for offset in range(2500)], (
+            f"partition {p}: Kafka itself held the records out of produce order"
+        )
     assert counts["archive"] >= 2000 and counts["kafka"] > 0, counts
     low, _ = consumer_watermarks(kafka.bootstrap, topic)
     assert low == 1000  # Kafka really had deleted the head
@@ -156,7 +165,7 @@ def test_archive_only_mode_reads_history_with_kafka_stopped(own_kafka, tmp_path)
     topic = "stopped"
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
     admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(60)
-    producer = Producer({"bootstrap.servers": kafka.bootstrap})
+    producer = Producer({"bootstrap.servers": kafka.bootstrap, "enable.idempotence": True})
     base = (int(time.time()) - 3600) * 1000  # recent, or retention.ms would let Kafka delete the records
     for i in range(300):
         producer.produce(topic, f"value ü {i}", f"key {i}", partition=i % 3, timestamp=base + i)

@@ -307,7 +307,7 @@ def test_unarchived_records_near_retention_make_the_archive_at_risk(
     api, ns = crds.api_client(), operator_namespace
     hour_ms = 3_600_000
     topic = new_topic(partitions=1, config={"retention.ms": str(hour_ms)})
-    producer = Producer({"bootstrap.servers": kafka.bootstrap})
+    producer = Producer({"bootstrap.servers": kafka.bootstrap, "enable.idempotence": True})
     # 55 minutes old with a one-hour retention: past the operator's 80% mark, not yet deleted by Kafka.
     old = int(time.time() * 1000) - 55 * 60_000
     for i in range(5):

@@ -24,7 +24,7 @@ from tests.replay_helpers import (
 
 def test_preserve_mode_replays_a_whole_archived_topic_record_for_record(kafka, new_topic, tmp_path):
     source = new_topic(partitions=3, config=KEEP_FOREVER)
-    producer = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 5})
+    producer = Producer({"bootstrap.servers": kafka.bootstrap, "enable.idempotence": True, "linger.ms": 5})
     for round_ in range(40):
         for i, (key, value) in enumerate(EDGE_CASES):
             headers = EDGE_HEADERS if i % 2 else None
@@ -57,7 +57,9 @@ def test_key_hash_matches_kafkas_default_partitioner_and_round_robin_cycles(kafk
     assert result.returncode == 0, result.stderr
 
     reference = new_topic(partitions=5, config=KEEP_FOREVER)
-    producer = Producer({"bootstrap.servers": kafka.bootstrap, "partitioner": "murmur2_random"})
+    producer = Producer(
+        {"bootstrap.servers": kafka.bootstrap, "enable.idempotence": True, "partitioner": "murmur2_random"}
+    )
     keys = sorted({numbered_record(o)[3] for o in range(400)})
     for key in keys:
         producer.produce(reference, b"", key)
