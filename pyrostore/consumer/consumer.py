@@ -349,7 +349,7 @@ class Consumer:
         """Kafka does not hold the offset it was asked for. Below its log start the archive may hold it (or it
         is a hole, reported); past its end ``auto.offset.reset`` applies, as it would with Kafka alone."""
         offset = message.offset()
-        if offset < 0:  # the failed position is unknown: continue after what the application has
+        if offset is None:  # the failed position is unknown: continue after what the application has
             self._purge({state.key})
             offset = state.next
         # Messages of the partition still waiting are all below the failed position: they stay.
