@@ -169,21 +169,23 @@ class Consumer:
         count = 0
         while self._ready and count < max_records:  # messages already made (from Kafka, or a poll's leftovers)
             run: list[Message] = []
-            key = _key_of(self._ready[0])
-            while self._ready and count < max_records and _key_of(self._ready[0]) == key:
+            key = _message_key(self._ready[0])
+            while self._ready and count < max_records and _message_key(self._ready[0]) == key:
                 message = self._ready.popleft()
                 self._delivered(message)
-                if message.error() is None:
+                error = message.error()
+                if error is None:
                     run.append(message)
                     count += 1
-                elif message.error().code() != KafkaError._PARTITION_EOF:
-                    raise KafkaException(message.error())
+                elif error.code() != KafkaError._PARTITION_EOF:
+                    raise KafkaException(error)
             if run:
+                assert key is not None  # records (not events) always name their partition
                 batches.append(_with_partition(batch_of_messages(run), *key))
-        for state in self._archive_states():
-            if count >= max_records or not state.cursor.ready():
+        for state, cursor in self._archive_states():
+            if count >= max_records or not cursor.ready():
                 continue
-            batch = self._take(state, max_records - count)
+            batch = self._take(state, cursor, max_records - count)
             if batch is not None and batch.num_rows:
                 self._delivered_batch(state, batch)
                 batches.append(_with_partition(batch, state.topic, state.partition))
@@ -195,20 +197,25 @@ class Consumer:
         leaves them as batches), the inner consumer, then a short wait."""
         self._advance_archive(chunk)
         now = time.monotonic()
-        reading = [s for s in self._archive_states() if not s.cursor.ready()]
-        if self._ready or any(s.cursor.ready() for s in self._archive_states()):
+        reading = [cursor for _, cursor in self._archive_states() if not cursor.ready()]
+        if self._ready or any(cursor.ready() for _, cursor in self._archive_states()):
             if self._inner is not None and now >= self._keepalive_at:
                 self._pump_inner(0)
             return
         if self._inner is not None:
             self._pump_inner(0 if reading else min(wait, 0.2))
         if not self._ready and reading:
-            reading[0].cursor.wait(min(wait, 0.05))
+            reading[0].wait(min(wait, 0.05))
         elif not self._ready and self._inner is None:
             time.sleep(min(wait, self._settings.refresh_seconds, 0.05))
 
-    def _archive_states(self) -> list[_Partition]:
-        return [s for s in self._partitions.values() if s.source is Source.ARCHIVE and not s.paused and s.cursor]
+    def _archive_states(self) -> list[tuple[_Partition, ArchiveCursor]]:
+        """The partitions the archive serves now (not paused), each with its cursor."""
+        return [
+            (s, s.cursor)
+            for s in self._partitions.values()
+            if s.source is Source.ARCHIVE and not s.paused and s.cursor is not None
+        ]
 
     def _advance_archive(self, chunk: int) -> None:
         """Turn ready archived records into Messages (``chunk`` per partition; 0: leave them as batches), and
@@ -219,29 +226,30 @@ class Consumer:
                 continue
             if state.source is Source.END and now >= state.refresh_at:
                 self._refresh_end(state, now)
-            if state.source is not Source.ARCHIVE or state.cursor is None:
+            cursor = state.cursor
+            if state.source is not Source.ARCHIVE or cursor is None:
                 continue
-            if chunk and state.cursor.ready():
-                batch = self._take(state, chunk)
+            if chunk and cursor.ready():
+                batch = self._take(state, cursor, chunk)
                 if batch is not None:
                     self._ready.extend(messages_of(batch, state.topic, state.partition))
-            if state.cursor.at_end:
-                self._archive_ended(state)
+            if cursor.at_end:
+                self._archive_ended(state, cursor)
 
-    def _take(self, state: _Partition, max_records: int) -> pa.RecordBatch | None:
+    @staticmethod
+    def _take(state: _Partition, cursor: ArchiveCursor, max_records: int) -> pa.RecordBatch | None:
         try:
-            return state.cursor.take(max_records)
+            return cursor.take(max_records)
         except PyrostoreError as exc:
             raise KafkaException(
                 KafkaError(
                     KafkaError._FAIL,
-                    f"reading the archive of {state.topic} [{state.partition}] at offset {state.cursor.offset}: {exc}",
+                    f"reading the archive of {state.topic} [{state.partition}] at offset {cursor.offset}: {exc}",
                 )
             ) from exc
 
-    def _archive_ended(self, state: _Partition) -> None:
+    def _archive_ended(self, state: _Partition, cursor: ArchiveCursor) -> None:
         """The cursor handed out everything up to its commit's end or a lost range: continue or switch."""
-        cursor = state.cursor
         if cursor.lost is not None:
             self._route(state, cursor.offset)
             return
@@ -265,16 +273,17 @@ class Consumer:
     def _pump_inner(self, timeout: float) -> None:
         """Serve the inner consumer (fetches, rebalances, callbacks) and keep what the application should get."""
         self._store_pending()
-        for state in self._partitions.values():
-            if state.seek_to is not None and state.source is Source.KAFKA:
-                self._seek_inner(state)
+        for waiting in self._partitions.values():
+            if waiting.seek_to is not None and waiting.source is Source.KAFKA:
+                self._seek_inner(waiting, waiting.seek_to)
         self._keepalive_at = time.monotonic() + _KEEPALIVE_SECONDS
         # Rebalances and callbacks need polls even while archived records are handed out; while many records
         # wait, take one message per poll so memory stays bounded.
         wanted = 1 if len(self._ready) >= _CHUNK else _CHUNK
-        for message in self._inner.consume(num_messages=wanted, timeout=timeout):
+        for message in self._kafka.consume(num_messages=wanted, timeout=timeout):
             error = message.error()
-            state = self._partitions.get(_key_of(message)) if message.topic() is not None else None
+            key = _message_key(message)
+            state = self._partitions.get(key) if key is not None else None
             if error is None or error.code() == KafkaError._PARTITION_EOF:
                 if state is not None and state.source is Source.KAFKA and not state.paused:
                     self._ready.append(message)
@@ -285,12 +294,13 @@ class Consumer:
             else:
                 self._ready.append(message)
 
-    def _seek_inner(self, state: _Partition) -> None:
-        """Move the inner consumer's partition to ``state.seek_to`` and resume it; retried on the next round
-        while the partition's fetcher has not started yet (right after an assignment)."""
-        tp = TopicPartition(state.topic, state.partition, state.seek_to)
+    def _seek_inner(self, state: _Partition, offset: int) -> None:
+        """Move the inner consumer's partition to ``offset`` (its ``seek_to``) and resume it; retried on the next
+        round while the partition's fetcher has not started yet (right after an assignment)."""
+        inner = self._kafka
+        tp = TopicPartition(state.topic, state.partition, offset)
         try:
-            self._inner.seek(tp)
+            inner.seek(tp)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError._STATE:
                 raise
@@ -299,24 +309,25 @@ class Consumer:
             return
         state.seek_to = None
         if not state.paused:
-            self._inner.resume([tp])
+            inner.resume([tp])
 
     def _reassign_inner(self, state: _Partition) -> None:
         """Assign the partition to the inner consumer afresh at ``state.seek_to``: after an out-of-range error
         librdkafka refuses seeks. The eager group protocol only takes whole assignments, so there every
         partition is assigned again where it stands."""
+        inner = self._kafka
         if self._subscribed and not self._settings.cooperative:
             self._purge({s.key for s in self._partitions.values() if s.source is Source.KAFKA})
             for other in self._partitions.values():
                 if other.source is Source.KAFKA and other.seek_to is None:
                     other.seek_to = other.next
             self._rebalance_assigned = True
-            self._inner.assign([self._inner_position(s) for s in self._partitions.values()])
+            inner.assign([self._inner_position(s) for s in self._partitions.values()])
             changed = list(self._partitions.values())
         else:
             tp = TopicPartition(state.topic, state.partition)
-            self._inner.incremental_unassign([tp])
-            self._inner.incremental_assign([self._inner_position(state)])
+            inner.incremental_unassign([tp])
+            inner.incremental_assign([self._inner_position(state)])
             changed = [state]
         for done in changed:
             done.fetch_failed = False
@@ -324,10 +335,10 @@ class Consumer:
                 done.seek_to = None
         # librdkafka keeps a partition's pause across assignments: set both ways explicitly.
         running = [s for s in changed if s.source is Source.KAFKA and not s.paused]
-        self._inner.resume([TopicPartition(s.topic, s.partition) for s in running])
+        inner.resume([TopicPartition(s.topic, s.partition) for s in running])
         paused = [TopicPartition(s.topic, s.partition) for s in changed if s not in running]
         if paused:
-            self._inner.pause(paused)
+            inner.pause(paused)
 
     def _inner_position(self, state: _Partition) -> TopicPartition:
         """Where the inner consumer should fetch the partition from: its pending seek, or the archive's end."""
@@ -338,7 +349,7 @@ class Consumer:
         """Kafka does not hold the offset it was asked for. Below its log start the archive may hold it (or it
         is a hole, reported); past its end ``auto.offset.reset`` applies, as it would with Kafka alone."""
         offset = message.offset()
-        if offset < 0:  # the failed position is unknown: continue after what the application has
+        if offset is None:  # the failed position is unknown: continue after what the application has
             self._purge({state.key})
             offset = state.next
         # Messages of the partition still waiting are all below the failed position: they stay.
@@ -412,7 +423,7 @@ class Consumer:
         if decision.source is Source.KAFKA:
             if inner_assigned:
                 state.seek_to = decision.offset
-                self._seek_inner(state)
+                self._seek_inner(state, decision.offset)
             return
         if was_kafka and inner_assigned and self._inner is not None:
             self._inner.pause([tp])
@@ -420,6 +431,7 @@ class Consumer:
             # kafka-preferred: only up to where Kafka's log starts (decision.until); otherwise to the archive's end
             stop = decision.until if self._mode is ReadMode.KAFKA_PREFERRED else None
             depth = self._settings.prefetch_segments
+            assert state.reader is not None  # the archive was chosen from what this reader holds
             state.cursor = ArchiveCursor(state.reader, decision.offset, self._executor, depth, stop)
         elif decision.source is Source.END:
             state.refresh_at = time.monotonic() + self._settings.refresh_seconds
@@ -524,10 +536,12 @@ class Consumer:
             self._partitions[_key_of(tp)] = _Partition(tp.topic, tp.partition)
         starts = self._starts(partitions)
         if self._inner is not None:
-            from_kafka = {key for key, d in starts.items() if d is not None and d.source is Source.KAFKA}
+            from_kafka = {key: d.offset for key, d in starts.items() if d is not None and d.source is Source.KAFKA}
             inner = [
-                TopicPartition(*key, d.offset if key in from_kafka else self._crossover_guess(self._partitions[key]))
-                for key, d in starts.items()
+                TopicPartition(
+                    *key, from_kafka[key] if key in from_kafka else self._crossover_guess(self._partitions[key])
+                )
+                for key in starts
             ]
             self._rebalance_assigned = True
             (self._inner.incremental_assign if incremental else self._inner.assign)(inner)
@@ -566,7 +580,7 @@ class Consumer:
     def _purge(self, keys: set[Key]) -> None:
         """Drop the messages of ``keys`` not yet handed out (events without a partition stay)."""
         if keys and self._ready:
-            self._ready = deque(m for m in self._ready if m.topic() is None or _key_of(m) not in keys)
+            self._ready = deque(m for m in self._ready if _message_key(m) not in keys)
 
     # -- group membership ---------------------------------------------------------------------------------------
 
@@ -719,7 +733,10 @@ class Consumer:
         ``enable.auto.offset.store=false``, as with confluent_kafka."""
         self._check_open()
         if message is not None:
-            offsets = [TopicPartition(message.topic(), message.partition(), message.offset() + 1)]
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            if topic is None or partition is None or offset is None:
+                raise TypeError("store_offsets needs a message with a topic, a partition and an offset")
+            offsets = [TopicPartition(topic, partition, offset + 1)]
         if not offsets:
             raise ValueError("store_offsets needs a message or offsets")
         if self._settings.auto_offset_store:  # as librdkafka: storing by hand needs enable.auto.offset.store=false
@@ -739,11 +756,18 @@ class Consumer:
         self._check_open()
         inner = self._require_inner("commit")
         self._store_pending()
+        # confluent_kafka's stubs overload commit() on Literal[True] / Literal[False]: one call for each.
         if message is not None:
-            return inner.commit(message=message, asynchronous=asynchronous)
+            if asynchronous:
+                return inner.commit(message=message, asynchronous=True)
+            return inner.commit(message=message, asynchronous=False)
         if offsets is not None:
-            return inner.commit(offsets=offsets, asynchronous=asynchronous)
-        return inner.commit(asynchronous=asynchronous)
+            if asynchronous:
+                return inner.commit(offsets=offsets, asynchronous=True)
+            return inner.commit(offsets=offsets, asynchronous=False)
+        if asynchronous:
+            return inner.commit(asynchronous=True)
+        return inner.commit(asynchronous=False)
 
     def committed(self, partitions: list[TopicPartition], timeout: float | None = None) -> list[TopicPartition]:
         """The group's committed offsets for ``partitions``."""
@@ -754,9 +778,11 @@ class Consumer:
     def _delivered(self, message: Message) -> None:
         if message.error() is not None:
             return
-        state = self._partitions.get(_key_of(message))
+        key, offset = _message_key(message), message.offset()
+        if key is None or offset is None:  # only events lack these
+            return
+        state = self._partitions.get(key)
         if state is not None:
-            offset = message.offset()
             archived = state.source is not Source.KAFKA or offset < state.archived_below
             self._counts["archive" if archived else "kafka"] += 1
             state.next = state.position = offset + 1
@@ -843,6 +869,11 @@ class Consumer:
         if self._closed:
             raise RuntimeError("Consumer closed")
 
+    @property
+    def _kafka(self) -> confluent_kafka.Consumer:
+        """The inner consumer, for paths that only run with Kafka (never in archive-only mode)."""
+        return self._require_inner("the inner consumer")
+
     def _require_inner(self, what: str) -> confluent_kafka.Consumer:
         if self._inner is None:
             raise KafkaException(
@@ -854,10 +885,14 @@ class Consumer:
         return self._inner
 
 
-def _key_of(item: Message | TopicPartition) -> Key:
-    if isinstance(item, TopicPartition):
-        return (item.topic, item.partition)
-    return (item.topic(), item.partition())
+def _key_of(tp: TopicPartition) -> Key:
+    return (tp.topic, tp.partition)
+
+
+def _message_key(message: Message) -> Key | None:
+    """The partition a message belongs to; None for events of the whole client (no topic or partition)."""
+    topic, partition = message.topic(), message.partition()
+    return None if topic is None or partition is None else (topic, partition)
 
 
 def _with_partition(batch: pa.RecordBatch, topic: str, partition: int) -> pa.RecordBatch:

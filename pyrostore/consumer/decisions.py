@@ -56,7 +56,8 @@ class Extent:
 
     def in_archive(self, offset: int) -> bool:
         """Whether the archive holds ``offset`` (inside its range and not in a lost range)."""
-        if self.archive_start is None or not self.archive_start <= offset < self.archive_next:
+        start, end = self.archive_start, self.archive_next
+        if start is None or end is None or not start <= offset < end:
             return False
         return not any(start <= offset < end for start, end in self.lost)
 
@@ -77,17 +78,16 @@ class Decision:
 
 def decide(offset: int, extent: Extent, mode: ReadMode) -> Decision:
     """Which source serves ``offset`` now, and up to where."""
-    in_archive, in_kafka = extent.in_archive(offset), extent.in_kafka(offset)
+    run_end, in_kafka = _archive_run_end(offset, extent), extent.in_kafka(offset)
     if mode is ReadMode.ARCHIVE_ONLY:
-        if in_archive:
-            return Decision(Source.ARCHIVE, offset, _archive_run_end(offset, extent))
+        if run_end is not None:
+            return Decision(Source.ARCHIVE, offset, run_end)
         if extent.archive_next is not None and offset >= extent.archive_next:
             return Decision(Source.END, offset)
         return Decision(Source.HOLE, offset, hole_end=_next_held(offset, extent))
     if mode is ReadMode.KAFKA_PREFERRED and in_kafka:
         return Decision(Source.KAFKA, offset)
-    if in_archive:
-        run_end = _archive_run_end(offset, extent)
+    if run_end is not None:
         # Past the archive's end (or a lost range) Kafka takes over; re-decide there.
         if mode is ReadMode.KAFKA_PREFERRED and extent.kafka_low is not None:
             run_end = min(run_end, extent.kafka_low)
@@ -99,8 +99,11 @@ def decide(offset: int, extent: Extent, mode: ReadMode) -> Decision:
     return Decision(Source.HOLE, offset, hole_end=_next_held(offset, extent))
 
 
-def _archive_run_end(offset: int, extent: Extent) -> int:
-    """Where the archive stops holding offsets from ``offset`` on: its end or the next lost range."""
+def _archive_run_end(offset: int, extent: Extent) -> int | None:
+    """Where the archive stops holding offsets from ``offset`` on: its end or the next lost range; None when it
+    does not hold ``offset``."""
+    if extent.archive_next is None or not extent.in_archive(offset):
+        return None
     lost_starts = [start for start, _ in extent.lost if start > offset]
     return min([extent.archive_next, *lost_starts])
 

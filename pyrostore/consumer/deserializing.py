@@ -37,9 +37,11 @@ class DeserializingConsumer(Consumer):
         message = super().poll(timeout)
         if message is None:
             return None
-        if message.error() is not None:
-            raise ConsumeError(message.error(), kafka_message=message)
-        context = SerializationContext(message.topic(), MessageField.KEY, message.headers())
+        error, topic = message.error(), message.topic()
+        if error is not None:
+            raise ConsumeError(error, kafka_message=message)
+        assert topic is not None  # records (not events) always name their topic
+        context = SerializationContext(topic, MessageField.KEY, message.headers())
         key = message.key()
         if self._key_deserializer is not None:
             try:
