@@ -7,9 +7,6 @@ batches of the segment schema for :meth:`pyrostore.Consumer.consume_batches`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import chain
-from operator import itemgetter
-from typing import TYPE_CHECKING, TypeGuard
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,17 +15,8 @@ from confluent_kafka import KafkaError, Message
 from pyrostore.archive import batch_columns
 from pyrostore.segment import table_of_columns
 
-if TYPE_CHECKING:
-    from confluent_kafka._types import HeadersType  # what Message.headers() is typed to return
-
 # Fixed Arrow bytes per record: offset, timestamp, type, epoch, and three 4-byte list/binary offsets.
 _ROW_BYTES = 8 + 8 + 1 + 4 + 12
-
-RecordHeaders = list[tuple[str, bytes | None]]
-"""A record's headers as Kafka gives them; confluent_kafka types them more loosely (a dict, str values), for
-Messages made by hand."""
-_RECORD_HEADER_TYPES = frozenset({list, type(None)})
-_NAME, _VALUE = itemgetter(0), itemgetter(1)
 
 
 def messages_of(batch: pa.RecordBatch, topic: str, partition: int) -> list[Message]:
@@ -75,21 +63,17 @@ class MessageColumns:
         self._types: list[int] = []  # confluent_kafka's: 0 none, 1 CreateTime, 2 LogAppendTime
         self._keys: list[bytes | None] = []
         self._values: list[bytes | None] = []
-        self._headers: list[RecordHeaders | None] = []
+        self._headers: list[list[tuple[str, bytes | None]] | None] = []
         self._epochs: list[int | None] = []
 
     def add(self, messages: Sequence[Message]) -> None:
-        """Append records (no events), in order. Raises ValueError, adding nothing, for a message no Kafka record
-        could be: one without an offset, or with headers that are not a list of (str, bytes or None) pairs."""
+        """Append records (no events), in order."""
         if not messages:
             return
-        offsets = list(map(Message.offset, messages))
-        headers = list(map(Message.headers, messages))
-        if not _all_set(offsets) or not _record_headers(headers):
-            raise ValueError("only Kafka records can be archived: a message has no offset, or other headers")
         types, timestamps = zip(*map(Message.timestamp, messages), strict=True)
         keys = list(map(Message.key, messages))
-        self._offsets += offsets
+        headers = list(map(Message.headers, messages))
+        self._offsets += map(Message.offset, messages)
         self._timestamps += timestamps
         self._types += types
         self._keys += keys
@@ -97,7 +81,9 @@ class MessageColumns:
         self._headers += headers
         self._epochs += map(Message.leader_epoch, messages)
         size = _ROW_BYTES * len(messages) + sum(map(len, messages))  # a Message's len() is its value's
-        size += sum(map(len, filter(None, keys))) + _header_bytes(headers)
+        size += sum(map(len, filter(None, keys)))
+        for pairs in filter(None, headers):
+            size += sum(8 + len(key) + len(value or b"") for key, value in pairs)
         self.approx_bytes += size
 
     def __len__(self) -> int:
@@ -109,31 +95,6 @@ class MessageColumns:
         return table_of_columns(
             self._offsets, self._timestamps, types, self._keys, self._values, self._headers, self._epochs
         )
-
-
-# The checks below run for every record the archiver reads: they stay at C speed (map, filter, chain).
-
-
-def _all_set(offsets: list[int | None]) -> TypeGuard[list[int]]:
-    """Whether every message had an offset, as records do (confluent_kafka gives None for an unknown one)."""
-    return None not in offsets
-
-
-def _record_headers(headers: list[HeadersType | None]) -> TypeGuard[list[RecordHeaders | None]]:
-    """Whether every message's headers are as Kafka gives a record's: None or a list of (str, bytes or None)."""
-    if headers.count(None) == len(headers):  # the common case: no headers at all
-        return True
-    if not set(map(type, headers)) <= _RECORD_HEADER_TYPES:
-        return False
-    values = map(_VALUE, chain.from_iterable(filter(None, headers)))
-    return str not in map(type, values)
-
-
-def _header_bytes(headers: list[RecordHeaders | None]) -> int:
-    """About how many bytes records' headers take as Arrow columns: 8 per pair, plus names and values."""
-    pairs = list(chain.from_iterable(filter(None, headers)))
-    names, values = map(_NAME, pairs), map(_VALUE, pairs)
-    return 8 * len(pairs) + sum(map(len, names)) + sum(map(len, filter(None, values)))
 
 
 def batch_of_messages(messages: Sequence[Message]) -> pa.RecordBatch:
