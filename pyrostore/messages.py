@@ -7,6 +7,7 @@ batches of the segment schema for :meth:`pyrostore.Consumer.consume_batches`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -14,6 +15,8 @@ from confluent_kafka import KafkaError, Message
 
 from pyrostore.archive import batch_columns
 from pyrostore.segment import table_of_columns
+
+RecordHeaders = list[tuple[str, bytes | None]]
 
 # Fixed Arrow bytes per record: offset, timestamp, type, epoch, and three 4-byte list/binary offsets.
 _ROW_BYTES = 8 + 8 + 1 + 4 + 12
@@ -63,7 +66,7 @@ class MessageColumns:
         self._types: list[int] = []  # confluent_kafka's: 0 none, 1 CreateTime, 2 LogAppendTime
         self._keys: list[bytes | None] = []
         self._values: list[bytes | None] = []
-        self._headers: list[list[tuple[str, bytes | None]] | None] = []
+        self._headers: list[RecordHeaders | None] = []
         self._epochs: list[int | None] = []
 
     def add(self, messages: Sequence[Message]) -> None:
@@ -72,8 +75,10 @@ class MessageColumns:
             return
         types, timestamps = zip(*map(Message.timestamp, messages), strict=True)
         keys = list(map(Message.key, messages))
-        headers = list(map(Message.headers, messages))
-        self._offsets += map(Message.offset, messages)
+        # confluent_kafka types every Message alike (a made-up one may lack an offset, or hold headers as a dict
+        # or with str values); records consumed from Kafka always have an offset and a list of bytes headers.
+        headers = cast(list[RecordHeaders | None], list(map(Message.headers, messages)))
+        self._offsets += cast(list[int], list(map(Message.offset, messages)))
         self._timestamps += timestamps
         self._types += types
         self._keys += keys
