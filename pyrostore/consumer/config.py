@@ -13,6 +13,7 @@ from pyrostore.settings import parse_bool
 PREFIX = "pyrostore."
 STORE_OPTION_PREFIX = "pyrostore.store."
 _KNOWN = ("pyrostore.store.url", "pyrostore.read.mode", "pyrostore.prefetch.segments", "pyrostore.refresh.ms")
+STORE_RETRY_DEADLINE = 30.0  # seconds, unless pyrostore.store.retry_deadline says otherwise
 _CALLBACKS = ("on_commit", "error_cb", "stats_cb", "throttle_cb", "oauth_cb", "logger")
 
 
@@ -54,6 +55,8 @@ def parse_settings(conf: Mapping[str, Any]) -> ConsumerSettings:
         for k, v in conf.items()
         if k.startswith(STORE_OPTION_PREFIX) and k != "pyrostore.store.url"
     }
+    # Archive reads may run inside poll(): a store that does not answer becomes an error, not an endless wait.
+    options.setdefault("retry_deadline", str(STORE_RETRY_DEADLINE))
     if mode is not ReadMode.ARCHIVE_ONLY and not conf.get("bootstrap.servers"):
         raise ConsumerConfigError(
             f"bootstrap.servers is required in {mode.value} mode (only archive-only mode reads without Kafka)"

@@ -34,11 +34,15 @@ def read_secret(api: client.ApiClient, namespace: str, name: str) -> dict[str, s
 
 def store_options(storage: Mapping, secret: Mapping[str, str]) -> dict[str, str]:
     """Store options for the operator's own reads: the spec's options plus the credentials the store's backend
-    takes from the Secret (S3's AWS_* keys). Raises InvalidStoreURL for a bad URL."""
+    takes from the Secret (S3's AWS_* keys). Raises InvalidStoreURL for a bad URL.
+
+    Each operation gives up after ``_TIMEOUT`` seconds of retries, whatever the spec's ``retry_deadline`` (that
+    one is for the pods): a handler must not wait for ever on an unreachable store.
+    """
     options = dict(storage.get("options") or {}) | credential_options(storage["url"], secret)
     # A key file path names a file mounted in the pods only; the operator reads with its own credentials.
     options.pop("credentials_file", None)
-    return options
+    return options | {"retry_deadline": str(_TIMEOUT)}
 
 
 def kafka_config(kafka: Mapping, properties_file: str | None) -> dict[str, str]:
@@ -48,13 +52,9 @@ def kafka_config(kafka: Mapping, properties_file: str | None) -> dict[str, str]:
 
 
 def open_resource_store(api: client.ApiClient, namespace: str, storage: Mapping) -> ObjectStore:
-    """The store a resource's ``storage`` names, opened with its credentials Secret.
-
-    Each operation gives up after ``_TIMEOUT`` seconds of retries, whatever the spec's ``retry_deadline`` (that
-    one is for the pods): a handler must not wait for ever on an unreachable store.
-    """
+    """The store a resource's ``storage`` names, opened with its credentials Secret (see :func:`store_options`)."""
     secret = read_secret(api, namespace, storage["credentialsSecret"]["name"]) if "credentialsSecret" in storage else {}
-    return open_store(storage["url"], **(store_options(storage, secret) | {"retry_deadline": _TIMEOUT}))
+    return open_store(storage["url"], **store_options(storage, secret))
 
 
 def resource_kafka_config(api: client.ApiClient, namespace: str, kafka: Mapping) -> dict[str, str]:

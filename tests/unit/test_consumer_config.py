@@ -24,7 +24,9 @@ def test_splits_pyrostore_settings_from_the_inner_consumers():
         }
     )
     assert settings.store_url == "s3://bucket/prefix"
-    assert settings.store_options == {"endpoint_url": "http://minio:9000"}
+    assert settings.store_options == {"endpoint_url": "http://minio:9000", "retry_deadline": "30.0"}
+    given = parse_settings({**BASE, "pyrostore.store.retry_deadline": "inf"})
+    assert given.store_options == {"retry_deadline": "inf"}
     assert settings.mode is ReadMode.KAFKA_PREFERRED
     assert (settings.prefetch_segments, settings.partition_eof, settings.cooperative) == (4, True, True)
     assert settings.auto_offset_reset == "earliest" and settings.auto_offset_store

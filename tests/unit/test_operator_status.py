@@ -11,9 +11,15 @@ SECRET = {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "key", "OTHER": "x
 
 def test_s3_credentials_come_from_the_secret_beside_the_spec_options():
     storage = {"url": "s3://b/p", "options": {"region": "eu-west-1"}}
-    assert store_options(storage, SECRET) == {"region": "eu-west-1", "access_key_id": "id", "secret_access_key": "key"}
+    deadline = {"retry_deadline": "10.0"}  # the operator never waits for ever on a store
+    assert store_options(storage, SECRET) == {
+        "region": "eu-west-1",
+        "access_key_id": "id",
+        "secret_access_key": "key",
+        **deadline,
+    }
     gcs = {"url": "gs://b/p", "options": {"project": "p", "credentials_file": "/var/run/secrets/pyrostore/storage/k"}}
-    assert store_options(gcs, SECRET) == {"project": "p"}
+    assert store_options(gcs, SECRET) == {"project": "p", **deadline}
 
 
 def test_kafka_config_layers_file_then_spec_then_bootstrap():
