@@ -147,9 +147,9 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(kafka, new_topic, tmp
     build_archive(url, "orders", partitions=2, records=100, per_segment=50)
     small = new_topic(partitions=1, config=KEEP_FOREVER)
 
-    def fails(store: str, *extra: str, bootstrap: str = kafka.bootstrap, to: str = small) -> str:
+    def fails(store: str, *extra: str, bootstrap: str = kafka.bootstrap, to: str = small, code: int = 1) -> str:
         result = run_replay(bootstrap, store, "orders", to, *extra)
-        assert result.returncode == 1, result.stderr
+        assert result.returncode == code, result.stderr  # 1: at run time, 2: bad input
         assert "Traceback" not in result.stderr
         lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(lines) == 1, result.stderr
@@ -162,7 +162,7 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(kafka, new_topic, tmp
     assert "1 partition(s)" in fails(url)  # preserve mode needs 2
     assert "does not exist" in fails(url, to=f"{small}-absent")
     assert "cannot reach Kafka at 127.0.0.1:9" in fails(url, "--create-topic", bootstrap="127.0.0.1:9")
-    assert "is not one of" in fails(url, "--partitioning", "random")
+    assert "is not one of" in fails(url, "--partitioning", "random", code=2)
     assert kafka_rows(kafka.bootstrap, small, 1) == {0: []}
     metadata = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=10)
     assert f"{small}-absent" not in metadata.topics
