@@ -280,7 +280,7 @@ class Consumer:
         # Rebalances and callbacks need polls even while archived records are handed out; while many records
         # wait, take one message per poll so memory stays bounded.
         wanted = 1 if len(self._ready) >= _CHUNK else _CHUNK
-        for message in self._kafka.consume(num_messages=wanted, timeout=timeout):
+        for message in self._inner_messages(wanted, timeout):
             error = message.error()
             key = _message_key(message)
             state = self._partitions.get(key) if key is not None else None
@@ -293,6 +293,21 @@ class Consumer:
                     self._out_of_range(state, message)
             else:
                 self._ready.append(message)
+
+    def _inner_messages(self, wanted: int, timeout: float) -> list[Message]:
+        """Up to ``wanted`` messages of the inner consumer, returned as soon as there is one (within ``timeout``).
+
+        ``consume(n, timeout)`` waits out its whole timeout unless ``n`` messages come: a live record would wait
+        up to that long. ``poll`` returns at the first message; what else is ready comes without waiting.
+        """
+        inner = self._kafka
+        ready = inner.consume(num_messages=wanted, timeout=0)
+        if ready or timeout <= 0:
+            return ready
+        first = inner.poll(timeout)
+        if first is None:
+            return []
+        return [first, *inner.consume(num_messages=wanted - 1, timeout=0)] if wanted > 1 else [first]
 
     def _seek_inner(self, state: _Partition, offset: int) -> None:
         """Move the inner consumer's partition to ``offset`` (its ``seek_to``) and resume it; retried on the next
