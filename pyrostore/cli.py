@@ -2,7 +2,7 @@
 
 Every command takes the archive's store URL (a folder, ``file://``, ``s3://bucket/prefix``,
 ``gs://bucket/prefix``) and store options as repeatable ``-o key=value`` (for example
-``-o endpoint_url=http://127.0.0.1:9000``). Errors print one line and exit non-zero.
+``-o endpoint_url=http://127.0.0.1:9000``). Errors print one line: exit code 2 for bad input, 1 at run time.
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ StoreOptions = Annotated[
     list[str] | None, typer.Option("-o", "--store-option", help="store option key=value (repeatable)")
 ]
 LogFormatOption = Annotated[LogFormat, typer.Option(help="text on a terminal and JSON otherwise (auto), or as named")]
-Offset = Annotated[int | None, typer.Option(min=0)]
 
 
 class OutputFormat(StrEnum):
