@@ -25,6 +25,8 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
 # An attempt's timeouts are cut to the deadline, but not below this: connecting to a healthy server must fit.
 MIN_TIMEOUT = 1.0
+# HTTP answers worth another attempt on every backend: request timeout, throttling, server errors.
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def check_deadline(url: str, value: float | None) -> float | None:

@@ -28,7 +28,7 @@ from pyrostore.errors import (
     StoreError,
 )
 from pyrostore.store._common import CREATE_TOKEN, check_key, created_by_us, join_key, new_create_token
-from pyrostore.store._retry import Retrier, attempt_timeouts, check_deadline, unreachable
+from pyrostore.store._retry import TRANSIENT_STATUSES, Retrier, attempt_timeouts, check_deadline, unreachable
 from pyrostore.store._url import redact, scrub
 from pyrostore.store.base import ObjectInfo
 
@@ -49,7 +49,6 @@ T = TypeVar("T")
 _CONTENT_TYPE = "application/octet-stream"
 # A create whose precondition fails finds no object when the holder was deleted in between; it tries again.
 _VANISHED_ATTEMPTS = 5
-_TRANSIENT_STATUSES = {408, 429, 500, 502, 503, 504}
 
 
 class GCSStore:
@@ -334,9 +333,9 @@ def _unreachable(exc: BaseException) -> bool:
 def _transient(exc: Exception) -> bool:
     """Whether a failure may go away on its own: an unreachable endpoint, throttling, a server error."""
     if isinstance(exc, api.GoogleAPICallError):
-        return exc.code in _TRANSIENT_STATUSES
+        return exc.code in TRANSIENT_STATUSES
     if isinstance(exc, media.InvalidResponse):
-        return exc.response.status_code in _TRANSIENT_STATUSES
+        return exc.response.status_code in TRANSIENT_STATUSES
     return _unreachable(exc)
 
 

@@ -30,7 +30,7 @@ from pyrostore.errors import (
     StoreError,
 )
 from pyrostore.store._common import CREATE_TOKEN, check_key, created_by_us, join_key, new_create_token
-from pyrostore.store._retry import Retrier, attempt_timeouts, check_deadline, unreachable
+from pyrostore.store._retry import TRANSIENT_STATUSES, Retrier, attempt_timeouts, check_deadline, unreachable
 from pyrostore.store._url import redact, scrub
 from pyrostore.store.base import ObjectInfo
 
@@ -66,7 +66,7 @@ _DENIED = {
 # S3 answers 409 ConditionalRequestConflict while another conditional write of the key is in flight; the
 # key may yet stay free, so a create looks again a few times before giving up.
 _CONFLICT_ATTEMPTS = 5
-# Answers worth another attempt: throttling, timeouts and server errors (boto3's own retries are off).
+# S3 error codes worth another attempt, beside the HTTP statuses every backend retries (boto3's own retries are off).
 _TRANSIENT_CODES = {
     "InternalError",
     "RequestTimeout",
@@ -75,7 +75,6 @@ _TRANSIENT_CODES = {
     "Throttling",
     "ThrottlingException",
 }
-_TRANSIENT_STATUSES = {408, 429, 500, 502, 503, 504}
 
 
 class S3Store:
@@ -331,7 +330,7 @@ def _unreachable(exc: Exception) -> bool:
 def _transient(exc: Exception) -> bool:
     """Whether a failure may go away on its own: an unreachable endpoint, throttling, a server error."""
     if isinstance(exc, ClientError):
-        return _code(exc) in _TRANSIENT_CODES or _status(exc) in _TRANSIENT_STATUSES
+        return _code(exc) in _TRANSIENT_CODES or _status(exc) in TRANSIENT_STATUSES
     return _unreachable(exc)
 
 
