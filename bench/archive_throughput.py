@@ -18,9 +18,8 @@ import os
 import tempfile
 import threading
 import time
-from pathlib import Path
 
-from bench.common import cpu_seconds, fastest, peak_rss_mb, produce, run_rounds
+from bench.common import cpu_seconds, fastest, peak_rss_mb, produce, run_rounds, running_stack
 
 
 def role_consume(bootstrap: str, topic: str, partitions: int, expected: int) -> dict:
@@ -90,29 +89,23 @@ def main() -> None:
         print(json.dumps(role(bootstrap, topic, int(partitions), int(expected))))
         return
 
-    from e2e.stack import Stack
-
-    with tempfile.TemporaryDirectory(prefix="pyrostore-bench-stack-") as folder:
-        stack = Stack(Path(folder))
-        try:
-            kafka = stack.get("kafka")
-            rows = []
-            for size in (int(s) for s in args.sizes.split(",")):
-                topic = f"bench-{size}"
-                print(f"producing {args.gb} GB of {size} B records ...", flush=True)
-                count = produce(kafka.bootstrap, topic, args.partitions, size, int(args.gb * 1e9))
-                os.sync()  # neither side should compete with the broker's writeback of what was just produced
-                role_args = (kafka.bootstrap, topic, str(args.partitions), str(count))
-                runs = run_rounds(
-                    ("consume", "archive"),
-                    args.rounds,
-                    lambda _: role_args,  # noqa: B023 (used at once)
-                    script=__file__,
-                )
-                best = fastest(runs)
-                rows.append((size, count, best["consume"], best["archive"]))
-        finally:
-            stack.stop()
+    with running_stack("stack") as (_, stack):
+        kafka = stack.get("kafka")
+        rows = []
+        for size in (int(s) for s in args.sizes.split(",")):
+            topic = f"bench-{size}"
+            print(f"producing {args.gb} GB of {size} B records ...", flush=True)
+            count = produce(kafka.bootstrap, topic, args.partitions, size, int(args.gb * 1e9))
+            os.sync()  # neither side should compete with the broker's writeback of what was just produced
+            role_args = (kafka.bootstrap, topic, str(args.partitions), str(count))
+            runs = run_rounds(
+                ("consume", "archive"),
+                args.rounds,
+                lambda _: role_args,  # noqa: B023 (used at once)
+                script=__file__,
+            )
+            best = fastest(runs)
+            rows.append((size, count, best["consume"], best["archive"]))
 
     side = f"{'rec/s':>10} {'CPU s':>6} {'peak MB':>8}"
     print(

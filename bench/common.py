@@ -8,8 +8,25 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+
+@contextmanager
+def running_stack(name: str) -> Iterator[tuple[Path, Any]]:
+    """A scratch folder and the test stack's servers in it (each starts on first ``get``), all stopped and
+    removed afterwards. Yields ``(folder, stack)``."""
+    from e2e.stack import Stack  # only the bench's main process needs the stack, not its role processes
+
+    with tempfile.TemporaryDirectory(prefix=f"pyrostore-bench-{name}-") as folder:
+        stack = Stack(Path(folder) / "stack")
+        try:
+            yield Path(folder), stack
+        finally:
+            stack.stop()
 
 
 def produce(bootstrap: str, topic: str, partitions: int, size: int, total_bytes: int) -> int:

@@ -18,13 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
-from bench.common import run_rounds
+from bench.common import run_rounds, running_stack
 
 ROLES = ("kafka", "pyrostore")
 WARMUP = b"warm-up"
@@ -119,23 +117,17 @@ def main() -> None:
         print(json.dumps(measure(args.role, json.loads(args.args[0]))))
         return
 
-    from e2e.stack import Stack
-
-    with tempfile.TemporaryDirectory(prefix="pyrostore-bench-latency-") as folder:
-        stack = Stack(Path(folder) / "stack")
-        try:
-            kafka = stack.get("kafka")
-            (Path(folder) / "archive").mkdir()
-            setup = {
-                "bootstrap": kafka.bootstrap,
-                "archive": str(Path(folder) / "archive"),
-                "records": args.records,
-                "interval_ms": args.interval_ms,
-                "poll_timeout": args.poll_timeout,
-            }
-            runs = run_rounds(ROLES, args.rounds, lambda _: (json.dumps(setup),), script=__file__)
-        finally:
-            stack.stop()
+    with running_stack("latency") as (folder, stack):
+        kafka = stack.get("kafka")
+        (folder / "archive").mkdir()
+        setup = {
+            "bootstrap": kafka.bootstrap,
+            "archive": str(folder / "archive"),
+            "records": args.records,
+            "interval_ms": args.interval_ms,
+            "poll_timeout": args.poll_timeout,
+        }
+        runs = run_rounds(ROLES, args.rounds, lambda _: (json.dumps(setup),), script=__file__)
     report(runs)
 
 

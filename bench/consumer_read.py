@@ -28,12 +28,11 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from bench.common import fastest, peak_rss_mb, produce, run_rounds
+from bench.common import fastest, peak_rss_mb, produce, run_rounds, running_stack
 
 BASELINE_ROLES = ("kafka-poll", "kafka-consume")
 PYROSTORE_ROLES = ("pyrostore-poll", "pyrostore-consume", "pyrostore-batches")
@@ -276,47 +275,40 @@ def main() -> None:
         print(json.dumps(run(args.role, json.loads(args.args[0]))))
         return
 
-    from e2e.stack import Stack
-
-    with tempfile.TemporaryDirectory(prefix="pyrostore-bench-read-") as folder:
-        workdir = Path(folder)
-        stack = Stack(workdir / "stack")
-        try:
-            kafka = stack.get("kafka")
-            topic = f"bench-read-{uuid.uuid4().hex[:8]}"
-            setup = {
-                "bootstrap": kafka.bootstrap,
-                "topic": topic,
-                "partitions": args.partitions,
-                "value_size": args.value_size,
-                "store": args.store,
-                "url": str(workdir / "archive"),
-                "options": {},
+    with running_stack("read") as (workdir, stack):
+        kafka = stack.get("kafka")
+        topic = f"bench-read-{uuid.uuid4().hex[:8]}"
+        setup = {
+            "bootstrap": kafka.bootstrap,
+            "topic": topic,
+            "partitions": args.partitions,
+            "value_size": args.value_size,
+            "store": args.store,
+            "url": str(workdir / "archive"),
+            "options": {},
+        }
+        (workdir / "archive").mkdir()
+        if args.store == "s3":
+            s3 = stack.get("s3")
+            setup["url"] = f"s3://{s3.bucket}/{topic}"
+            setup["options"] = {
+                "endpoint_url": s3.endpoint,
+                "region": s3.region,
+                "access_key_id": s3.access_key,
+                "secret_access_key": s3.secret_key,
             }
-            (workdir / "archive").mkdir()
-            if args.store == "s3":
-                s3 = stack.get("s3")
-                setup["url"] = f"s3://{s3.bucket}/{topic}"
-                setup["options"] = {
-                    "endpoint_url": s3.endpoint,
-                    "region": s3.region,
-                    "access_key_id": s3.access_key,
-                    "secret_access_key": s3.secret_key,
-                }
-            print(f"producing {args.records} records of {args.value_size} B into {topic} ...", flush=True)
-            started = time.perf_counter()
-            setup["records"] = produce(
-                kafka.bootstrap, topic, args.partitions, args.value_size, args.records * args.value_size
-            )
-            print(f"  {time.perf_counter() - started:.1f} s; archiving ...", flush=True)
-            print(f"  {archive_topic(setup, workdir, args.segment_bytes):.1f} s", flush=True)
-            setup["segments"] = _segments(setup)
-            roles = [*BASELINE_ROLES, *PYROSTORE_ROLES]
-            runs = run_rounds(roles, args.rounds, lambda _: (json.dumps(setup),), script=__file__)
-            for role, figures in runs.items():
-                assert all(f["records"] == setup["records"] for f in figures), (role, figures)
-        finally:
-            stack.stop()
+        print(f"producing {args.records} records of {args.value_size} B into {topic} ...", flush=True)
+        started = time.perf_counter()
+        setup["records"] = produce(
+            kafka.bootstrap, topic, args.partitions, args.value_size, args.records * args.value_size
+        )
+        print(f"  {time.perf_counter() - started:.1f} s; archiving ...", flush=True)
+        print(f"  {archive_topic(setup, workdir, args.segment_bytes):.1f} s", flush=True)
+        setup["segments"] = _segments(setup)
+        roles = [*BASELINE_ROLES, *PYROSTORE_ROLES]
+        runs = run_rounds(roles, args.rounds, lambda _: (json.dumps(setup),), script=__file__)
+        for role, figures in runs.items():
+            assert all(f["records"] == setup["records"] for f in figures), (role, figures)
 
     report(setup, fastest(runs), runs)
 

@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import tempfile
 import time
-from pathlib import Path
 
-from bench.common import event_values, fastest, peak_rss_mb, run_rounds
+from bench.common import event_values, fastest, peak_rss_mb, run_rounds, running_stack
 
 PER_SEGMENT = 50_000
 
@@ -118,29 +116,23 @@ def main() -> None:
         print(json.dumps(role(bootstrap, folder, topic, int(partitions), f"{topic}-{args.role}-{round_}")))
         return
 
-    from e2e.stack import Stack
-
-    with tempfile.TemporaryDirectory(prefix="pyrostore-bench-replay-") as folder:
-        stack = Stack(Path(folder) / "stack")
-        try:
-            kafka = stack.get("kafka")
-            rows = []
-            for size in (int(s) for s in args.sizes.split(",")):
-                topic, archive = f"bench-{size}", str(Path(folder) / f"archive-{size}")
-                print(f"archiving {args.mb} MB of {size} B records ...", flush=True)
-                count = build(archive, topic, args.partitions, size, int(args.mb * 1e6))
-                runs = run_rounds(
-                    ("produce", "replay"),
-                    args.rounds,
-                    lambda round_: (kafka.bootstrap, archive, topic, str(args.partitions), str(round_)),  # noqa: B023 (used at once)
-                    script=__file__,
-                )
-                best = fastest(runs)
-                ceiling, replayed = best["produce"], best["replay"]
-                assert replayed["records"] == count == ceiling["records"], (count, ceiling, replayed)
-                rows.append((size, count, ceiling, replayed))
-        finally:
-            stack.stop()
+    with running_stack("replay") as (folder, stack):
+        kafka = stack.get("kafka")
+        rows = []
+        for size in (int(s) for s in args.sizes.split(",")):
+            topic, archive = f"bench-{size}", str(folder / f"archive-{size}")
+            print(f"archiving {args.mb} MB of {size} B records ...", flush=True)
+            count = build(archive, topic, args.partitions, size, int(args.mb * 1e6))
+            runs = run_rounds(
+                ("produce", "replay"),
+                args.rounds,
+                lambda round_: (kafka.bootstrap, archive, topic, str(args.partitions), str(round_)),  # noqa: B023 (used at once)
+                script=__file__,
+            )
+            best = fastest(runs)
+            ceiling, replayed = best["produce"], best["replay"]
+            assert replayed["records"] == count == ceiling["records"], (count, ceiling, replayed)
+            rows.append((size, count, ceiling, replayed))
 
     print(
         f"\n{'records':>10} {'size':>6} | {'producer MB/s':>13} {'rec/s':>10} {'peak MB':>8} | "
