@@ -8,6 +8,7 @@ from typing import Any
 
 from pyrostore.consumer.decisions import ReadMode
 from pyrostore.errors import ConsumerConfigError, InvalidSetting
+from pyrostore.kafka import connection_config
 from pyrostore.settings import parse_bool
 
 PREFIX = "pyrostore."
@@ -36,6 +37,7 @@ class ConsumerSettings:
     partition_eof: bool
     cooperative: bool
     kafka: dict[str, Any] = field(repr=False)
+    admin: dict[str, Any] = field(repr=False)  # the connection settings, for looking up offsets beside the consumer
 
 
 def parse_settings(conf: Mapping[str, Any]) -> ConsumerSettings:
@@ -57,10 +59,6 @@ def parse_settings(conf: Mapping[str, Any]) -> ConsumerSettings:
     }
     # Archive reads may run inside poll(): a store that does not answer becomes an error, not an endless wait.
     options.setdefault("retry_deadline", str(STORE_RETRY_DEADLINE))
-    if mode is not ReadMode.ARCHIVE_ONLY and not conf.get("bootstrap.servers"):
-        raise ConsumerConfigError(
-            f"bootstrap.servers is required in {mode.value} mode (only archive-only mode reads without Kafka)"
-        )
     reset = str(conf.get("auto.offset.reset", "latest"))
     if reset not in ("earliest", "smallest", "beginning", "latest", "largest", "end", "error"):
         raise ConsumerConfigError(f"auto.offset.reset {reset!r} is not earliest, latest or error")
@@ -78,7 +76,20 @@ def parse_settings(conf: Mapping[str, Any]) -> ConsumerSettings:
         cooperative="cooperative" in str(conf.get("partition.assignment.strategy", ""))
         or str(conf.get("group.protocol", "")) == "consumer",
         kafka=kafka if mode is not ReadMode.ARCHIVE_ONLY else {k: v for k, v in kafka.items() if k in _CALLBACKS},
+        admin=_admin_config(kafka),
     )
+
+
+def _admin_config(kafka: Mapping[str, Any]) -> dict[str, Any]:
+    """The inner consumer's connection settings for an admin client of Pyrostore's own: without the
+    application's callbacks (their errors and statistics would be reported twice), except OAuth's."""
+    own = {k: v for k, v in kafka.items() if k not in _CALLBACKS}
+    conf = connection_config(own, str(kafka.get("bootstrap.servers", "")))
+    if not conf["bootstrap.servers"]:  # as the application's consumer: no bootstrap servers configured
+        del conf["bootstrap.servers"]
+    if "oauth_cb" in kafka:
+        conf["oauth_cb"] = kafka["oauth_cb"]
+    return conf
 
 
 def _positive_int(conf: Mapping[str, Any], key: str, default: int) -> int:

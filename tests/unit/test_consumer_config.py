@@ -52,7 +52,6 @@ def test_archive_only_needs_no_broker_and_keeps_only_callbacks():
         ({**BASE, "pyrostore.read.mode": "sometimes"}, "'sometimes' is not one of archive-preferred"),
         ({**BASE, "pyrostore.prefetch.segment": "2"}, "unknown setting 'pyrostore.prefetch.segment'"),
         ({**BASE, "pyrostore.prefetch.segments": "0"}, "pyrostore.prefetch.segments must be a positive"),
-        ({"pyrostore.store.url": "/data"}, "bootstrap.servers is required in archive-preferred mode"),
         ({**BASE, "auto.offset.reset": "oldest"}, "auto.offset.reset 'oldest'"),
         ({**BASE, "enable.partition.eof": "maybe"}, "enable.partition.eof must be true or false"),
     ],
@@ -60,3 +59,18 @@ def test_archive_only_needs_no_broker_and_keeps_only_callbacks():
 def test_bad_settings_are_named(conf, named):
     with pytest.raises(ConsumerConfigError, match=named):
         parse_settings(conf)
+
+
+def test_bootstrap_servers_may_be_left_out_as_confluent_kafka_allows():
+    settings = parse_settings({"pyrostore.store.url": "/data", "group.id": "g"})
+    assert "bootstrap.servers" not in settings.kafka and "bootstrap.servers" not in settings.admin
+    assert settings.admin == {}  # group.id is the consumer's alone
+
+
+def test_the_admin_client_gets_connection_settings_without_the_applications_callbacks():
+    def error_cb(error):
+        raise AssertionError(error)
+
+    conf = {**BASE, "security.protocol": "SASL_SSL", "error_cb": error_cb, "enable.auto.commit": False}
+    admin = parse_settings(conf).admin
+    assert admin == {"bootstrap.servers": BASE["bootstrap.servers"], "security.protocol": "SASL_SSL"}
