@@ -9,12 +9,14 @@ out, the inner consumer is still served every 100 ms (group membership, ``max.po
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pyarrow as pa
 from confluent_kafka import KafkaError, KafkaException, Message
 
 from pyrostore.consumer.inner import InnerConsumer
 from pyrostore.consumer.offsets import OffsetBook
+from pyrostore.consumer.partition import PartitionState
 from pyrostore.consumer.ready import ReadyMessages, message_key
 from pyrostore.consumer.router import Router
 from pyrostore.messages import batch_of_messages
@@ -32,6 +34,7 @@ class Delivery:
         self, router: Router, inner: InnerConsumer | None, ready: ReadyMessages, book: OffsetBook, refresh: float
     ) -> None:
         self._router = router
+        self._partitions: dict[Any, PartitionState] = router.partitions  # keyed by what messages name
         self._inner = inner
         self._ready = ready
         self._book = book
@@ -40,13 +43,14 @@ class Delivery:
 
     def poll(self, timeout: float) -> Message | None:
         """The next message or event within ``timeout`` seconds (negative: no limit)."""
+        ready = self._ready
+        if len(ready) and (self._inner is None or time.monotonic() < self._keepalive_at):
+            return self._hand_out(ready.take())  # the common case, kept short
         deadline = None if timeout < 0 else time.monotonic() + timeout
         while True:
-            if len(self._ready) and (self._inner is None or time.monotonic() < self._keepalive_at):
-                return self._hand_out(self._ready.take())  # the common case, kept short
             self._prepare(CHUNK)
-            if len(self._ready):
-                return self._hand_out(self._ready.take())
+            if len(ready):
+                return self._hand_out(ready.take())
             message = self._wait(_remaining(deadline))
             if message is not None:
                 return self._hand_out(message)
@@ -56,11 +60,13 @@ class Delivery:
     def consume(self, num_messages: int, timeout: float) -> list[Message]:
         """Up to ``num_messages`` messages and events, waiting up to ``timeout`` seconds (negative: no limit)."""
         deadline = None if timeout < 0 else time.monotonic() + timeout
+        ready = self._ready
         taken: list[Message] = []
         while True:
-            self._prepare(CHUNK)
-            while len(self._ready) and len(taken) < num_messages:
-                taken.append(self._hand_out(self._ready.take()))
+            if len(ready) < num_messages - len(taken) or self._keepalive_due():
+                self._prepare(CHUNK)
+            while len(ready) and len(taken) < num_messages:
+                taken.append(self._hand_out(ready.take()))
             remaining = _remaining(deadline)
             if len(taken) >= num_messages or remaining == 0:
                 return taken
@@ -97,9 +103,13 @@ class Delivery:
         consumer served while they are handed out."""
         self._router.apply_starts()
         self._router.retry_moves()
-        self._router.advance_archive(chunk)
-        if len(self._ready) and self._inner is not None and time.monotonic() >= self._keepalive_at:
+        if len(self._ready) < CHUNK:
+            self._router.advance_archive(chunk)
+        if len(self._ready) and self._keepalive_due():
             self._keepalive()
+
+    def _keepalive_due(self) -> bool:
+        return self._inner is not None and time.monotonic() >= self._keepalive_at
 
     def _keepalive(self) -> None:
         """Serve the inner consumer without waiting: rebalances, callbacks, and what Kafka has ready (one message
@@ -142,10 +152,9 @@ class Delivery:
     def _hand_out(self, message: Message) -> Message:
         """Note that the application gets ``message``: its partition's position, stored offset and source."""
         if message.error() is None:
-            key, offset = message_key(message), message.offset()
-            state = self._router.partitions.get(key) if key is not None else None
+            state, offset = self._partitions.get((message.topic(), message.partition())), message.offset()
             if state is not None and offset is not None:
-                self._book.delivered(state.key, offset + 1, 1, archived=offset < state.archived_below)
+                self._book.delivered(state.key, offset + 1, 1, offset < state.archived_below)
                 state.delivered(offset)
         return message
 

@@ -45,9 +45,15 @@ class KafkaLookups:
     def __init__(self, conf: Mapping[str, Any], group_id: str | None) -> None:
         self._admin = AdminClient(dict(conf), logger=QuietLogger())
         self._group_id = group_id
+        self._known: set[str] = set()
 
     def watermarks(self, topic: str, partition: int) -> tuple[int, int] | None:
         """Kafka's log start and high watermark; None when Kafka has no such partition. Raises KafkaException."""
+        if topic not in self._known:
+            # A client's first ListOffsets sometimes waits 1 to 3 s for the partition's leader (librdkafka 2.16);
+            # with the topic's metadata asked first, it does not.
+            self._admin.list_topics(topic, timeout=LOOKUP_TIMEOUT)
+            self._known.add(topic)
         tp = TopicPartition(topic, partition)
         answers = []
         for spec in (OffsetSpec.earliest(), OffsetSpec.latest()):

@@ -1,0 +1,88 @@
+"""The consumer's small parts without a broker: partition phases, the ready queue and the offset book."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, Message, TopicPartition
+
+from pyrostore.consumer.decisions import OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID
+from pyrostore.consumer.offsets import OffsetBook
+from pyrostore.consumer.partition import PartitionState, Phase
+from pyrostore.consumer.ready import ReadyMessages
+from pyrostore.messages import event
+
+
+def test_a_partition_starts_and_each_start_has_a_new_generation():
+    state = PartitionState("t", 0)
+    assert state.phase is Phase.STARTING and state.crossover_guess == OFFSET_END
+    first = state.start(OFFSET_BEGINNING)
+    second = state.start(5)
+    assert second == first + 1 and state.starting_at == 5 and state.phase is Phase.STARTING
+    assert not state.reads_kafka
+
+
+def test_reading_kafka_waits_for_the_inner_consumer_to_move_and_for_the_application():
+    state = PartitionState("t", 0)
+    state.read_kafka(7)
+    assert (state.phase, state.seek_to, state.reads_kafka) == (Phase.KAFKA, 7, False)
+    state.inner_moved()
+    assert state.reads_kafka
+    state.paused = True
+    assert not state.reads_kafka
+
+
+def test_records_of_the_archive_still_waiting_are_told_apart_after_the_crossover():
+    state = PartitionState("t", 0)
+    state.phase = Phase.ARCHIVE
+    state.archived_below = 100
+    state.read_kafka(100)
+    assert state.archived_below == 100  # records below 100 still waiting came from the archive
+    state.start(3)
+    state.read_kafka(3)
+    assert state.archived_below == -1  # a start from Kafka: nothing waiting came from the archive
+
+
+def test_delivery_moves_position_and_a_seek_forgets_it():
+    state = PartitionState("t", 2)
+    state.eof_sent = True
+    state.delivered(41)
+    assert (state.next, state.position, state.eof_sent) == (42, 42, False)
+    state.seeked()
+    assert (state.next, state.position) == (42, OFFSET_INVALID)
+
+
+def test_halting_and_waiting_at_the_end_leave_no_seek_pending():
+    state = PartitionState("t", 0)
+    state.read_kafka(5)
+    state.halt()
+    assert (state.phase, state.seek_to) == (Phase.HOLE, None)
+    state.wait_at_end(0.5)
+    assert state.phase is Phase.END and state.refresh_at > 0
+
+
+def test_the_ready_queue_drops_one_partition_and_keeps_client_wide_events():
+    ready = ReadyMessages()
+    ready.add([event("a", 0, 1, KafkaError._PARTITION_EOF, "end"), event("b", 0, 2, KafkaError._PARTITION_EOF, "end")])
+    ready.add_first(Message(error=KafkaError(KafkaError._ALL_BROKERS_DOWN, "down")))  # of the whole client
+    ready.drop({("a", 0)})
+    assert len(ready) == 2
+    assert ready.peek_key() is None
+    assert ready.take().error().code() == KafkaError._ALL_BROKERS_DOWN
+    assert ready.take().topic() == "b"
+
+
+def test_the_offset_book_counts_by_side_and_stores_only_assigned_partitions():
+    book = OffsetBook(auto_store=True, inner=None)
+    book.delivered(("t", 0), 10, 10, archived=True)
+    book.delivered(("t", 1), 3, 3, archived=False)
+    book.flush(assigned={("t", 0)})
+    assert book.counts == {"archive": 10, "kafka": 3}
+    assert book.local == {("t", 0): 10}
+    book.store([TopicPartition("t", 1, 7)])
+    assert book.local == {("t", 0): 10, ("t", 1): 7}
+
+
+def test_the_offset_book_stores_nothing_on_delivery_when_the_application_stores():
+    book = OffsetBook(auto_store=False, inner=None)
+    book.delivered(("t", 0), 10, 10, archived=True)
+    book.flush()
+    assert book.local == {}
