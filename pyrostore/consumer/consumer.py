@@ -20,6 +20,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import ClusterMetadata
 
 from pyrostore.archive import open_archive
+from pyrostore.consumer import arguments
 from pyrostore.consumer.answers import Answers
 from pyrostore.consumer.config import ConsumerSettings, parse_settings
 from pyrostore.consumer.decisions import OFFSET_INVALID, ReadMode
@@ -95,14 +96,13 @@ class Consumer:
     def poll(self, timeout: float | None = None) -> Message | None:
         """The next message or event, waiting up to ``timeout`` seconds (None or negative: forever)."""
         parts = self._open()
-        return parts.delivery.poll(-1 if timeout is None else timeout)
+        return parts.delivery.poll(-1 if timeout is None else arguments.seconds(timeout))
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Message]:
         """Up to ``num_messages`` messages and events, waiting up to ``timeout`` seconds (negative: forever)."""
         parts = self._open()
-        if not 1 <= num_messages <= 1_000_000:
-            raise ValueError("num_messages must be between 1 and 1000000 (1M)")
-        return parts.delivery.consume(num_messages, timeout)
+        count, seconds = arguments.message_count(num_messages), arguments.seconds(timeout)
+        return parts.delivery.consume(count, seconds) if count else []
 
     def consume_batches(self, max_records: int = 100_000, timeout: float = -1) -> list[pa.RecordBatch]:
         """Records as Arrow record batches for analytics, each from one partition, with ``topic`` and
@@ -111,18 +111,18 @@ class Consumer:
         :meth:`consume` would return as events are raised as KafkaException; end-of-partition events are
         skipped (Pyrostore's addition to the interface).
         """
-        return self._open().delivery.consume_batches(max_records, timeout)
+        return self._open().delivery.consume_batches(max_records, arguments.seconds(timeout))
 
     # -- assignment -----------------------------------------------------------------------------------------
 
     def assign(self, partitions: list[TopicPartition]) -> None:
         """Replace the assignment with ``partitions``, each read from its offset; returns at once (where to
         start is looked up in the background)."""
-        self._open().router.assign(partitions, incremental=False)
+        self._open().router.assign(arguments.partition_list(partitions), incremental=False)
 
     def incremental_assign(self, partitions: list[TopicPartition]) -> None:
         """Add ``partitions`` to the assignment."""
-        self._open().router.assign(partitions, incremental=True)
+        self._open().router.assign(arguments.partition_list(partitions), incremental=True)
 
     def unassign(self) -> None:
         """Drop the whole assignment."""
@@ -130,7 +130,7 @@ class Consumer:
 
     def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
         """Remove ``partitions`` from the assignment."""
-        self._open().router.unassign(partitions)
+        self._open().router.unassign(arguments.partition_list(partitions))
 
     def assignment(self) -> list[TopicPartition]:
         """The assigned partitions."""
@@ -150,7 +150,11 @@ class Consumer:
         parts = self._open()
         parts.kafka("subscribe")
         assert parts.group is not None  # there is a group wherever there is an inner consumer
-        parts.group.subscribe(topics, on_assign, on_revoke, on_lost)
+        callbacks = [
+            arguments.callback(name, value)
+            for name, value in (("on_assign", on_assign), ("on_revoke", on_revoke), ("on_lost", on_lost))
+        ]
+        parts.group.subscribe(topics, *callbacks)
 
     def unsubscribe(self) -> None:
         """Leave the group's subscription."""
@@ -173,9 +177,10 @@ class Consumer:
     def seek(self, partition: TopicPartition) -> None:
         """Read ``partition`` from its offset next (logical offsets allowed); its position becomes unknown."""
         parts = self._open()
+        arguments.partition(partition)
         state = parts.router.partitions.get((partition.topic, partition.partition))
         if state is None:
-            text = f"{partition.topic} [{partition.partition}] is not assigned"
+            text = f"Failed to seek to offset {partition.offset}: Local: Unknown partition"
             raise KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION, text))
         parts.router.seek(state, partition.offset)
 
@@ -183,7 +188,7 @@ class Consumer:
         """After the last message handed out of each partition (OFFSET_INVALID before any, or after a seek)."""
         known = self._open().router.partitions
         found = []
-        for tp in partitions:
+        for tp in arguments.partition_list(partitions):
             state = known.get((tp.topic, tp.partition))
             found.append(TopicPartition(tp.topic, tp.partition, state.position if state else OFFSET_INVALID))
         return found
@@ -191,24 +196,25 @@ class Consumer:
     def pause(self, partitions: list[TopicPartition]) -> None:
         """Stop handing out messages of ``partitions`` until :meth:`resume`; what was fetched ahead is dropped."""
         parts = self._open()
-        parts.router.pause(_states(parts.router, partitions))
+        parts.router.pause(_states(parts.router, arguments.partition_list(partitions)))
 
     def resume(self, partitions: list[TopicPartition]) -> None:
         """Hand out messages of ``partitions`` again, from the next one the application has not had."""
         parts = self._open()
-        parts.router.resume(_states(parts.router, partitions))
+        parts.router.resume(_states(parts.router, arguments.partition_list(partitions)))
 
     def get_watermark_offsets(
         self, partition: TopicPartition, timeout: float | None = None, cached: bool = False
     ) -> tuple[int, int]:
         """The lowest offset the archive or Kafka holds, and the end (Kafka's high watermark, or the archive's
         ``next_offset`` in archive-only mode)."""
-        return self._open().answers.watermark_offsets(partition, timeout, cached)
+        parts = self._open()
+        return parts.answers.watermark_offsets(arguments.partition(partition), timeout, cached)
 
     def offsets_for_times(self, partitions: list[TopicPartition], timeout: float | None = None) -> list[TopicPartition]:
         """For each partition, the earliest offset whose timestamp (the ``offset`` field, in ms) is at or after
         it, over the archive and Kafka together; -1 when there is none."""
-        return self._open().answers.offsets_for_times(partitions, timeout)
+        return self._open().answers.offsets_for_times(arguments.partition_list(partitions), timeout)
 
     def store_offsets(self, message: Message | None = None, offsets: list[TopicPartition] | None = None) -> None:
         """Store an offset to commit (the message's offset + 1, or the given offsets); needs
@@ -217,18 +223,18 @@ class Consumer:
         if message is None and offsets is None:
             raise ValueError("expected either message or offsets")
         if message is not None:
-            error = message.error()
+            error = arguments.message(message).error()
             if error is not None:
                 text = f"Cannot store offsets for message with error: '{KafkaError(error.code()).str()}'"
                 raise KafkaException(KafkaError(KafkaError._INVALID_ARG, text))
             topic, partition, offset = message.topic(), message.partition(), message.offset()
             assert topic is not None and partition is not None and offset is not None  # records name all three
             offsets = [TopicPartition(topic, partition, offset + 1)]
-        if not offsets or parts.settings.auto_offset_store:  # librdkafka: storing by hand needs the setting off
-            raise KafkaException(
-                KafkaError(KafkaError._INVALID_ARG, "StoreOffsets failed: Local: Invalid argument or configuration")
-            )
-        parts.book.store(offsets)
+        chosen = arguments.partition_list(offsets)
+        if not chosen or parts.settings.auto_offset_store:  # librdkafka: storing by hand needs the setting off
+            text = "StoreOffsets failed: Local: Invalid argument or configuration"
+            raise KafkaException(KafkaError(KafkaError._INVALID_ARG, text))
+        parts.book.store(chosen)
 
     def commit(
         self, message: Message | None = None, offsets: list[TopicPartition] | None = None, asynchronous: bool = True
@@ -253,6 +259,7 @@ class Consumer:
     def committed(self, partitions: list[TopicPartition], timeout: float | None = None) -> list[TopicPartition]:
         """The group's committed offsets for ``partitions``."""
         client = self._open().kafka("committed").client
+        arguments.partition_list(partitions)
         return client.committed(partitions) if timeout is None else client.committed(partitions, timeout=timeout)
 
     def source_counts(self) -> dict[str, int]:

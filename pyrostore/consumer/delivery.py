@@ -44,13 +44,13 @@ class Delivery:
     def poll(self, timeout: float) -> Message | None:
         """The next message or event within ``timeout`` seconds (negative: no limit)."""
         ready = self._ready
-        if len(ready) and (self._inner is None or time.monotonic() < self._keepalive_at):
-            return self._hand_out(ready.take())  # the common case, kept short
+        if ready and (self._inner is None or time.monotonic() < self._keepalive_at):
+            return self._hand_out(ready.popleft())  # the common case, kept short
         deadline = None if timeout < 0 else time.monotonic() + timeout
         while True:
             self._prepare(CHUNK)
-            if len(ready):
-                return self._hand_out(ready.take())
+            if ready:
+                return self._hand_out(ready.popleft())
             message = self._wait(_remaining(deadline))
             if message is not None:
                 return self._hand_out(message)
@@ -65,8 +65,8 @@ class Delivery:
         while True:
             if len(ready) < num_messages - len(taken) or self._keepalive_due():
                 self._prepare(CHUNK)
-            while len(ready) and len(taken) < num_messages:
-                taken.append(self._hand_out(ready.take()))
+            while ready and len(taken) < num_messages:
+                taken.append(self._hand_out(ready.popleft()))
             remaining = _remaining(deadline)
             if len(taken) >= num_messages or remaining == 0:
                 return taken
@@ -94,7 +94,7 @@ class Delivery:
                 return batches
             message = self._wait(_remaining(deadline))
             if message is not None:
-                self._ready.add([message])
+                self._ready.append(message)
             elif deadline is not None and time.monotonic() >= deadline:
                 return []
 
@@ -105,7 +105,7 @@ class Delivery:
         self._router.retry_moves()
         if len(self._ready) < CHUNK:
             self._router.advance_archive(chunk)
-        if len(self._ready) and self._keepalive_due():
+        if self._ready and self._keepalive_due():
             self._keepalive()
 
     def _keepalive_due(self) -> bool:
@@ -126,9 +126,9 @@ class Delivery:
             if message is None:
                 continue
             if message_key(message) is None:
-                self._ready.add_first(message)
+                self._ready.appendleft(message)
                 return
-            self._ready.add([message])
+            self._ready.append(message)
 
     def _wait(self, remaining: float | None) -> Message | None:
         """Wait up to ``remaining`` seconds (None: a while) for Kafka or the archive; Kafka's message, if any."""
@@ -161,11 +161,11 @@ class Delivery:
     def _ready_batches(self, max_records: int) -> list[pa.RecordBatch]:
         batches: list[pa.RecordBatch] = []
         count = 0
-        while len(self._ready) and count < max_records:  # messages already made (from Kafka, or a poll's leftovers)
+        while self._ready and count < max_records:  # messages already made (from Kafka, or a poll's leftovers)
             run: list[Message] = []
             key = self._ready.peek_key()
-            while len(self._ready) and count < max_records and self._ready.peek_key() == key:
-                message = self._hand_out(self._ready.take())
+            while self._ready and count < max_records and self._ready.peek_key() == key:
+                message = self._hand_out(self._ready.popleft())
                 error = message.error()
                 if error is None:
                     run.append(message)

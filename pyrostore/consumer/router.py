@@ -154,7 +154,7 @@ class Router:
             state.halt()
             reason = "no committed offset to start from, and auto.offset.reset is error"
             code = KafkaError._AUTO_OFFSET_RESET
-            self._ready.add([event(state.topic, state.partition, OFFSET_INVALID, code, reason)])
+            self._ready.append(event(state.topic, state.partition, OFFSET_INVALID, code, reason))
             return
         if not refused:
             state.next = decision.offset
@@ -172,10 +172,12 @@ class Router:
             if self._settings.partition_eof and not state.eof_sent:
                 state.eof_sent = True
                 text = f"Archive reached end of partition at offset {decision.offset}"
-                self._ready.add([event(state.topic, state.partition, decision.offset, KafkaError._PARTITION_EOF, text)])
+                self._ready.append(
+                    event(state.topic, state.partition, decision.offset, KafkaError._PARTITION_EOF, text)
+                )
         else:
             state.halt()
-            self._ready.add([start.event or _hole_event(state, decision.offset, decision.hole_end)])
+            self._ready.append(start.event or _hole_event(state, decision.offset, decision.hole_end))
 
     @property
     def busy(self) -> bool:
@@ -212,7 +214,7 @@ class Router:
             if chunk and cursor.ready():
                 batch = self.take(state, cursor, chunk)
                 if batch is not None and batch.num_rows:
-                    self._ready.add(messages_of(batch, state.topic, state.partition))
+                    self._ready.extend(messages_of(batch, state.topic, state.partition))
                     state.archived_below = batch.column("offset")[-1].as_py() + 1
             if cursor.at_end:
                 self._archive_ended(state, cursor)

@@ -61,13 +61,15 @@ def test_halting_and_waiting_at_the_end_leave_no_seek_pending():
 
 def test_the_ready_queue_drops_one_partition_and_keeps_client_wide_events():
     ready = ReadyMessages()
-    ready.add([event("a", 0, 1, KafkaError._PARTITION_EOF, "end"), event("b", 0, 2, KafkaError._PARTITION_EOF, "end")])
-    ready.add_first(Message(error=KafkaError(KafkaError._ALL_BROKERS_DOWN, "down")))  # of the whole client
+    ready.extend(
+        [event("a", 0, 1, KafkaError._PARTITION_EOF, "end"), event("b", 0, 2, KafkaError._PARTITION_EOF, "end")]
+    )
+    ready.appendleft(Message(error=KafkaError(KafkaError._ALL_BROKERS_DOWN, "down")))  # of the whole client
     ready.drop({("a", 0)})
     assert len(ready) == 2
     assert ready.peek_key() is None
-    assert ready.take().error().code() == KafkaError._ALL_BROKERS_DOWN
-    assert ready.take().topic() == "b"
+    assert ready.popleft().error().code() == KafkaError._ALL_BROKERS_DOWN
+    assert ready.popleft().topic() == "b"
 
 
 def test_the_offset_book_counts_by_side_and_stores_only_assigned_partitions():
