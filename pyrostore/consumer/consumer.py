@@ -46,7 +46,7 @@ class _Parts:
         ready = ReadyMessages()
         self.book = OffsetBook(settings.auto_offset_store, self.inner)
         self.router = Router(settings, self.archive, self.inner, ready, self.book)
-        self.delivery = Delivery(self.router, self.inner, ready, self.book, settings.refresh_seconds)
+        self.delivery = Delivery(self.router, self.inner, ready, settings.refresh_seconds)
         self.answers = Answers(self.archive, self.inner, settings.mode, settings.auto_offset_reset)
         self.group = None if self.inner is None else Membership(owner, self.router, self.inner, settings.cooperative)
 
@@ -74,11 +74,10 @@ class Consumer:
     """
 
     _parts: _Parts | None = None  # None once closed, or in a subclass that never called __init__
-    _counts: dict[str, int] | None = None  # outlives close(): what was read from each side
+    _counts: dict[str, int] | None = None  # what was read from each side, once closed
 
     def __init__(self, conf: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         self._parts = _Parts(self, parse_settings({**(conf or {}), **kwargs}))
-        self._counts = self._parts.book.counts
 
     def _open(self) -> _Parts:
         if self._parts is None:
@@ -95,8 +94,12 @@ class Consumer:
 
     def poll(self, timeout: float | None = None) -> Message | None:
         """The next message or event, waiting up to ``timeout`` seconds (None or negative: forever)."""
-        parts = self._open()
-        return parts.delivery.poll(-1 if timeout is None else arguments.seconds(timeout))
+        parts = self._parts
+        if parts is None:
+            raise RuntimeError("Consumer closed")
+        if timeout is None:
+            return parts.delivery.poll(-1)
+        return parts.delivery.poll(timeout if isinstance(timeout, int | float) else arguments.seconds(timeout))
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Message]:
         """Up to ``num_messages`` messages and events, waiting up to ``timeout`` seconds (negative: forever)."""
@@ -234,7 +237,7 @@ class Consumer:
         if not chosen or parts.settings.auto_offset_store:  # librdkafka: storing by hand needs the setting off
             text = "StoreOffsets failed: Local: Invalid argument or configuration"
             raise KafkaException(KafkaError(KafkaError._INVALID_ARG, text))
-        parts.book.store(chosen)
+        parts.book.store(chosen, parts.router.partitions.values())
 
     def commit(
         self, message: Message | None = None, offsets: list[TopicPartition] | None = None, asynchronous: bool = True
@@ -265,6 +268,8 @@ class Consumer:
     def source_counts(self) -> dict[str, int]:
         """How many records were handed out from each side so far: ``{"archive": n, "kafka": m}``
         (Pyrostore's addition to the interface; also after close)."""
+        if self._parts is not None:
+            return self._parts.book.counts(self._parts.router.partitions.values())
         if self._counts is None:
             raise RuntimeError("Consumer closed")
         return dict(self._counts)
@@ -298,6 +303,7 @@ class Consumer:
             if parts.inner is not None:
                 parts.inner.close()
         finally:
+            self._counts = parts.book.counts(parts.router.partitions.values())
             self._parts = None
             parts.router.close()
             parts.archive.close()

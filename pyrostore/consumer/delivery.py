@@ -15,7 +15,6 @@ import pyarrow as pa
 from confluent_kafka import KafkaError, KafkaException, Message
 
 from pyrostore.consumer.inner import InnerConsumer
-from pyrostore.consumer.offsets import OffsetBook
 from pyrostore.consumer.partition import PartitionState
 from pyrostore.consumer.ready import ReadyMessages, message_key
 from pyrostore.consumer.router import Router
@@ -30,14 +29,11 @@ _SOON_SECONDS = 0.01  # the longest single wait while a start, a seek or a segme
 class Delivery:
     """The application's reads, taking from the archive's ready records and the inner consumer."""
 
-    def __init__(
-        self, router: Router, inner: InnerConsumer | None, ready: ReadyMessages, book: OffsetBook, refresh: float
-    ) -> None:
+    def __init__(self, router: Router, inner: InnerConsumer | None, ready: ReadyMessages, refresh: float) -> None:
         self._router = router
         self._partitions: dict[Any, PartitionState] = router.partitions  # keyed by what messages name
         self._inner = inner
         self._ready = ready
-        self._book = book
         self._refresh = refresh
         self._keepalive_at = 0.0
 
@@ -147,14 +143,13 @@ class Delivery:
         return self._router.absorb(found) if found is not None else None
 
     def _flush_offsets(self) -> None:
-        self._book.flush(self._router.partitions)
+        self._router.flush_offsets()
 
     def _hand_out(self, message: Message) -> Message:
         """Note that the application gets ``message``: its partition's position, stored offset and source."""
         if message.error() is None:
             state, offset = self._partitions.get((message.topic(), message.partition())), message.offset()
             if state is not None and offset is not None:
-                self._book.delivered(state.key, offset + 1, 1, offset < state.archived_below)
                 state.delivered(offset)
         return message
 
@@ -180,9 +175,7 @@ class Delivery:
                 continue
             batch = self._router.take(state, cursor, max_records - count)
             if batch is not None and batch.num_rows:
-                position = batch.column("offset")[-1].as_py() + 1
-                self._book.delivered(state.key, position, batch.num_rows, archived=True)
-                state.delivered(position - 1)
+                state.delivered_archived(batch.column("offset")[-1].as_py(), batch.num_rows)
                 batches.append(_with_partition(batch, state.topic, state.partition))
                 count += batch.num_rows
         return batches

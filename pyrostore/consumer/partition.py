@@ -46,6 +46,9 @@ class PartitionState:
         self.seek_to: int | None = None  # a seek of the inner consumer not done yet
         self.fetch_failed = False  # the inner consumer stopped the partition (out of range): seeks fail
         self.archived_below = -1  # messages below this offset still waiting to be handed out came from the archive
+        self.handed_out = -1  # the offset after the last record handed out (kept across seeks, for storing)
+        self.from_archive = 0  # records handed out from each side
+        self.from_kafka = 0
 
     @property
     def key(self) -> Key:
@@ -97,8 +100,18 @@ class PartitionState:
 
     def delivered(self, offset: int) -> None:
         """The application got the record at ``offset``."""
-        self.next = self.position = offset + 1
+        self.next = self.position = self.handed_out = offset + 1
         self.eof_sent = False
+        if offset < self.archived_below:
+            self.from_archive += 1
+        else:
+            self.from_kafka += 1
+
+    def delivered_archived(self, last: int, count: int) -> None:
+        """The application got ``count`` archived records at once, up to offset ``last``."""
+        self.next = self.position = self.handed_out = last + 1
+        self.eof_sent = False
+        self.from_archive += count
 
     def inner_moved(self) -> None:
         """The inner consumer's seek to ``seek_to`` took effect."""

@@ -69,12 +69,12 @@ class Router:
     def forget(self, keys: Iterable[Key]) -> None:
         """Drop partitions from the assignment, after storing the offsets handed out of them."""
         gone = set(keys)
-        self._book.flush(self.partitions)
+        self.flush_offsets()
         for key in gone:
             state = self.partitions.pop(key, None)
             if state is not None:
                 state.close()
-            self._book.forget(key)
+                self._book.forget(state)
             self._starting.pop(key, None)
         self._ready.drop(gone)
 
@@ -86,7 +86,7 @@ class Router:
 
     def flush_offsets(self) -> None:
         """Hand the offsets stored on delivery to the inner consumer (before a commit or a revocation)."""
-        self._book.flush(self.partitions)
+        self._book.flush(self.partitions.values())
 
     def close(self) -> None:
         """Stop look-ups and prefetching."""

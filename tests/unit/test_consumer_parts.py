@@ -72,19 +72,37 @@ def test_the_ready_queue_drops_one_partition_and_keeps_client_wide_events():
     assert ready.popleft().topic() == "b"
 
 
+def _handed_out(partition: int, offsets: range, archived_below: int = -1) -> PartitionState:
+    state = PartitionState("t", partition)
+    state.archived_below = archived_below
+    for offset in offsets:
+        state.delivered(offset)
+    return state
+
+
 def test_the_offset_book_counts_by_side_and_stores_only_assigned_partitions():
     book = OffsetBook(auto_store=True, inner=None)
-    book.delivered(("t", 0), 10, 10, archived=True)
-    book.delivered(("t", 1), 3, 3, archived=False)
-    book.flush(assigned={("t", 0)})
-    assert book.counts == {"archive": 10, "kafka": 3}
+    first, second = _handed_out(0, range(10), archived_below=10), _handed_out(1, range(3))
+    book.flush([first])
+    assert book.counts([first, second]) == {"archive": 10, "kafka": 3}
     assert book.local == {("t", 0): 10}
-    book.store([TopicPartition("t", 1, 7)])
+    book.store([TopicPartition("t", 1, 7)], [first])
     assert book.local == {("t", 0): 10, ("t", 1): 7}
+    book.forget(second)
+    assert book.counts([first]) == {"archive": 10, "kafka": 3}
+
+
+def test_the_offset_book_stores_again_after_a_seek_back():
+    book = OffsetBook(auto_store=True, inner=None)
+    state = _handed_out(0, range(100))
+    book.flush([state])
+    state.seeked()
+    state.delivered(10)
+    book.flush([state])
+    assert book.local == {("t", 0): 11}
 
 
 def test_the_offset_book_stores_nothing_on_delivery_when_the_application_stores():
     book = OffsetBook(auto_store=False, inner=None)
-    book.delivered(("t", 0), 10, 10, archived=True)
-    book.flush()
+    book.flush([_handed_out(0, range(10))])
     assert book.local == {}
