@@ -138,9 +138,14 @@ class Consumer:
     def assignment(self) -> list[TopicPartition]:
         """The assigned partitions."""
         parts = self._open()
-        if parts.inner is not None:
-            return parts.inner.client.assignment()
-        return [TopicPartition(topic, partition) for topic, partition in parts.router.partitions]
+        states = parts.router.partitions
+        if parts.inner is None:
+            return [TopicPartition(s.topic, s.partition, s.assigned_at) for s in states.values()]
+        found = []
+        for tp in parts.inner.client.assignment():  # in librdkafka's order, with the offsets the assignment named
+            state = states.get((tp.topic, tp.partition))
+            found.append(TopicPartition(tp.topic, tp.partition, state.assigned_at if state else tp.offset))
+        return found
 
     def subscribe(
         self,
@@ -180,12 +185,14 @@ class Consumer:
     def seek(self, partition: TopicPartition) -> None:
         """Read ``partition`` from its offset next (logical offsets allowed); its position becomes unknown."""
         parts = self._open()
-        arguments.partition(partition)
-        state = parts.router.partitions.get((partition.topic, partition.partition))
-        if state is None:
+        state = parts.router.partitions.get((arguments.partition(partition).topic, partition.partition))
+        if state is not None:
+            parts.router.seek(state, partition.offset)
+        elif parts.inner is not None:
+            parts.inner.client.seek(partition)  # not assigned: fails as confluent_kafka's seek fails
+        else:
             text = f"Failed to seek to offset {partition.offset}: Local: Unknown partition"
             raise KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION, text))
-        parts.router.seek(state, partition.offset)
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         """After the last message handed out of each partition (OFFSET_INVALID before any, or after a seek)."""
@@ -225,6 +232,8 @@ class Consumer:
         parts = self._open()
         if message is None and offsets is None:
             raise ValueError("expected either message or offsets")
+        if message is not None and offsets is not None:
+            raise ValueError("message and offsets are mutually exclusive")
         if message is not None:
             error = arguments.message(message).error()
             if error is not None:
@@ -234,7 +243,7 @@ class Consumer:
             assert topic is not None and partition is not None and offset is not None  # records name all three
             offsets = [TopicPartition(topic, partition, offset + 1)]
         chosen = arguments.partition_list(offsets)
-        if not chosen or parts.settings.auto_offset_store:  # librdkafka: storing by hand needs the setting off
+        if parts.settings.auto_offset_store:  # librdkafka: storing by hand needs the setting off
             text = "StoreOffsets failed: Local: Invalid argument or configuration"
             raise KafkaException(KafkaError(KafkaError._INVALID_ARG, text))
         parts.book.store(chosen, parts.router.partitions.values())
@@ -245,6 +254,8 @@ class Consumer:
         """Commit the stored offsets, a message's (its offset + 1) or the given ones, as confluent_kafka does."""
         parts = self._open()
         client = parts.kafka("commit").client
+        if message is not None and offsets is not None:
+            raise ValueError("message and offsets are mutually exclusive")
         parts.router.flush_offsets()
         # confluent_kafka's stubs overload commit() on Literal[True] / Literal[False]: one call for each.
         if message is not None:

@@ -30,9 +30,12 @@ class Phase(Enum):
 class PartitionState:
     """What the consumer knows of one assigned partition."""
 
-    def __init__(self, topic: str, partition: int, reader: PartitionArchive | None = None) -> None:
+    def __init__(
+        self, topic: str, partition: int, reader: PartitionArchive | None = None, assigned_at: int = OFFSET_INVALID
+    ) -> None:
         self.topic = topic
         self.partition = partition
+        self.assigned_at = assigned_at  # the offset the assignment named, as assignment() reports it
         self.phase = Phase.STARTING
         self.generation = 0  # bumped at each start: answers of older look-ups are stale
         self.starting_at = OFFSET_INVALID  # the offset (maybe logical) a start looks up

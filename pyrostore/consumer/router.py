@@ -58,7 +58,7 @@ class Router:
             old = self.partitions.pop((tp.topic, tp.partition), None)
             if old is not None:
                 old.close()
-            state = PartitionState(tp.topic, tp.partition, old.reader if old is not None else None)
+            state = PartitionState(tp.topic, tp.partition, old.reader if old is not None else None, tp.offset)
             self.partitions[state.key] = state
             states.append((state, tp.offset))
         if self._inner is not None:
