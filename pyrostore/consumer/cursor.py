@@ -16,10 +16,9 @@ from pyrostore.index.node import Entry
 class ArchiveCursor:
     """Hands out a partition's archived records in offset order, ``depth`` segments fetched ahead.
 
-    Reading follows the commit the reader holds. It stops at that commit's end (:attr:`at_end`) or at a range
-    recorded as lost (:attr:`lost`); the owner then refreshes the reader and calls :meth:`extend`, or switches
-    to another source; it also stops at ``stop`` when given. Memory is bounded by ``depth`` decoded segments plus
-    the one being handed out.
+    Reading follows the commit the reader holds. It stops (:attr:`at_end`) at that commit's end, at a range
+    recorded as lost, or at ``stop`` when given; the owner then looks up where to continue. Memory is bounded by
+    ``depth`` decoded segments plus the one being handed out.
     """
 
     def __init__(
@@ -28,7 +27,6 @@ class ArchiveCursor:
         self.reader = reader
         self.offset = offset  # the next offset to hand out (inside a segment: past the last record handed out)
         self.stop = stop  # where to stop even if the archive goes on (None: its end)
-        self.lost: Entry | None = None
         self._executor = executor
         self._depth = depth
         self._entries: Iterator[Entry] = reader.segments(offset, stop)
@@ -42,13 +40,6 @@ class ArchiveCursor:
     def at_end(self) -> bool:
         """Whether every record up to the commit's end, or up to a lost range, has been handed out."""
         return self._exhausted and not self._pending and not self._batches
-
-    def extend(self) -> None:
-        """Continue into what the reader's (refreshed) commit added past the current offset."""
-        self._entries = self.reader.segments(self.offset, self.stop)
-        self._exhausted = False
-        self.lost = None
-        self._fill()
 
     def ready(self) -> bool:
         """Whether :meth:`take` can hand out records without waiting."""
@@ -90,7 +81,6 @@ class ArchiveCursor:
             entry = next(self._entries, None)
             if entry is None or entry.lost:
                 self._exhausted = True
-                self.lost = entry
                 return
             start = self.offset if self.offset > entry.base else None
             stop = self.stop if self.stop is not None and self.stop < entry.end else None

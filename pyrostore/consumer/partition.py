@@ -85,7 +85,6 @@ class PartitionState:
 
     def read_kafka(self, offset: int) -> None:
         """Hand out Kafka's records from ``offset``: the inner consumer is to be moved there first."""
-        self.archived_below = offset if self.phase is Phase.ARCHIVE else -1
         self._leave()
         self.phase = Phase.KAFKA
         self.seek_to = offset

@@ -44,7 +44,8 @@ class Router:
         self._ready = ready
         self._book = book
         self._finder = StartFinder(settings, archive, book.local)
-        self._starting: dict[Key, tuple[Future[Start], bool]] = {}  # look-ups running, and whether after a refusal
+        # Look-ups running, and whether the application asked for them (then the partition's next offset moves).
+        self._starting: dict[Key, tuple[Future[Start], bool]] = {}
         self._prefetch = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pyrostore-prefetch")
 
     # -- assignment -------------------------------------------------------------------------------------------
@@ -64,7 +65,7 @@ class Router:
         if self._inner is not None:
             self._inner.assign([state for state, _ in states], incremental)
         for state, offset in states:
-            self._start(state, offset)
+            self._start(state, offset, asked=True)
 
     def forget(self, keys: Iterable[Key]) -> None:
         """Drop partitions from the assignment, after storing the offsets handed out of them."""
@@ -101,7 +102,7 @@ class Router:
         """Read the partition from ``offset`` (logical allowed) next; its position becomes unknown."""
         self._drop_ready(state)
         state.seeked()
-        self._start(state, offset)
+        self._start(state, offset, asked=True)
 
     def pause(self, states: list[PartitionState]) -> None:
         """Stop handing out the partitions' messages; what was fetched ahead is dropped."""
@@ -122,19 +123,21 @@ class Router:
 
     # -- starts -----------------------------------------------------------------------------------------------
 
-    def _start(self, state: PartitionState, offset: int, refused: Message | None = None) -> None:
+    def _start(self, state: PartitionState, offset: int, asked: bool = False, refused: Message | None = None) -> None:
+        """Look up where the partition reads ``offset`` from (``asked``: by the application's assign or seek;
+        ``refused``: Kafka's out-of-range event for the offset)."""
         fetching = state.reads_kafka
         generation = state.start(offset)
         if fetching and self._inner is not None:
             self._inner.pause([state])
         request = StartRequest(state.topic, state.partition, offset, generation, refused)
         future = self._finder.submit(request, lambda: state.generation)
-        self._starting[state.key] = (future, refused is not None)
+        self._starting[state.key] = (future, asked)
 
     def apply_starts(self) -> None:
         """Apply the starts whose look-ups finished. Raises KafkaException when the archive could not be read
         (the look-up is tried again)."""
-        for key, (future, refused) in list(self._starting.items()):
+        for key, (future, asked) in list(self._starting.items()):
             if not future.done():
                 continue
             del self._starting[key]
@@ -142,11 +145,11 @@ class Router:
             try:
                 start = future.result()
             except PyrostoreError as exc:
-                self._start(state, state.starting_at)
+                self._start(state, state.starting_at, asked)
                 raise _archive_error(state, state.starting_at, exc) from exc
-            self._apply(state, start, refused)
+            self._apply(state, start, asked)
 
-    def _apply(self, state: PartitionState, start: Start, refused: bool) -> None:
+    def _apply(self, state: PartitionState, start: Start, asked: bool) -> None:
         if start.reader is not None:
             state.reader = start.reader
         decision = start.decision
@@ -156,7 +159,7 @@ class Router:
             code = KafkaError._AUTO_OFFSET_RESET
             self._ready.append(event(state.topic, state.partition, OFFSET_INVALID, code, reason))
             return
-        if not refused:
+        if asked:
             state.next = decision.offset
         if decision.source is Source.ARCHIVE:
             # kafka-preferred: only up to where Kafka's log starts (decision.until); otherwise to the archive's end
@@ -228,18 +231,8 @@ class Router:
             raise _archive_error(state, cursor.offset, exc) from exc
 
     def _archive_ended(self, state: PartitionState, cursor: ArchiveCursor) -> None:
-        """The cursor handed out everything up to its commit's end, its stop or a lost range: continue or switch."""
-        if cursor.lost is None and (cursor.stop is None or cursor.offset < cursor.stop):
-            cursor.reader.refresh()
-            if cursor.reader.next_offset > cursor.offset:
-                cursor.extend()
-                return
-            if self._mode is not ReadMode.ARCHIVE_ONLY:
-                # Straight to Kafka, without asking for its watermarks (that request waits behind fetches): if
-                # Kafka no longer holds the offset, its out-of-range error routes the partition again.
-                state.read_kafka(cursor.offset)
-                self._move(state)
-                return
+        """The cursor handed out everything up to its commit's end, its stop or a lost range: look up where the
+        partition continues (the archive if it grew, otherwise Kafka, or a hole), without blocking here."""
         self._start(state, cursor.offset)
 
     # -- the Kafka side ----------------------------------------------------------------------------------------

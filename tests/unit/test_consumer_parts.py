@@ -32,13 +32,12 @@ def test_reading_kafka_waits_for_the_inner_consumer_to_move_and_for_the_applicat
 
 def test_records_of_the_archive_still_waiting_are_told_apart_after_the_crossover():
     state = PartitionState("t", 0)
-    state.phase = Phase.ARCHIVE
-    state.archived_below = 100
+    state.archived_below = 100  # archived records up to 99 wait to be handed out
+    state.start(100)
     state.read_kafka(100)
-    assert state.archived_below == 100  # records below 100 still waiting came from the archive
-    state.start(3)
-    state.read_kafka(3)
-    assert state.archived_below == -1  # a start from Kafka: nothing waiting came from the archive
+    state.delivered(99)
+    state.delivered(100)
+    assert (state.from_archive, state.from_kafka) == (1, 1)
 
 
 def test_delivery_moves_position_and_a_seek_forgets_it():
