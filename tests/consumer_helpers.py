@@ -3,6 +3,7 @@ archived ``World`` that the side-by-side suites share (its fixture is in ``tests
 
 from __future__ import annotations
 
+import pprint
 import time
 import uuid
 from collections.abc import Callable
@@ -248,5 +249,7 @@ def run_both(world: World, scenario: Scenario, reads: bool = True, bootstrap: st
                 consumer.close()
         if kind == "pyrostore" and reads:
             assert sum(c.source_counts()["archive"] for c in made) > 0, "pyrostore.Consumer never read the archive"
-    assert results["confluent_kafka"] == results["pyrostore"]
+    assert results["confluent_kafka"] == results["pyrostore"], "\n".join(
+        f"{kind}:\n{pprint.pformat(result, width=120)}" for kind, result in results.items()
+    )  # spelled out: pytest rewrites the asserts of test modules only
     return results["pyrostore"]
