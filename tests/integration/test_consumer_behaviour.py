@@ -58,6 +58,7 @@ def _build(make: Make, *args: Any, **conf: Any) -> tuple[tuple, Any]:
 
 
 def _numbers(partitions: list[TopicPartition]) -> list[int]:
+    """The partition numbers, sorted."""
     return sorted(tp.partition for tp in partitions)
 
 
@@ -87,7 +88,8 @@ def test_an_unreachable_broker_is_reported_as_confluent_kafka_reports_it(world, 
         polls = [_outcome(lambda: _polled(consumer.poll(1))) for _ in range(3)]
         return built, assigned, promptly, polls, sorted(set(errors))
 
-    run_both(world, scenario, reads=False, bootstrap=f"127.0.0.1:{free_port()}")  # a port nothing listens on
+    result = run_both(world, scenario, reads=False, bootstrap=f"127.0.0.1:{free_port()}")  # nothing listens there
+    assert result[:3] == (("returned", None), ("returned", None), True)
 
 
 def test_a_configuration_without_bootstrap_servers(world):
@@ -111,7 +113,8 @@ def test_a_configuration_without_bootstrap_servers(world):
             _outcome(consumer.unassign),
         ]
 
-    run_both(world, scenario, reads=False)
+    result = run_both(world, scenario, reads=False)
+    assert result[0] == ("returned", None) and result[2] == ("returned", [(topic, 0, OFFSET_BEGINNING)])
 
 
 # -- application subclasses -------------------------------------------------------------------------------------
@@ -121,8 +124,8 @@ class _Recording:
     """An application subclass: records each call of the assignment methods, then lets the consumer do it."""
 
     def __init__(self, conf: dict[str, Any]) -> None:
+        self.calls: list[tuple] = []  # before the consumer's __init__, which must not call these methods either
         super().__init__(conf)
-        self.calls: list[tuple] = []
 
     def assign(self, partitions: list[TopicPartition]) -> None:
         self.calls.append(("assign", _numbers(partitions)))
