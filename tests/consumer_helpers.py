@@ -1,7 +1,9 @@
-"""Helpers for consumer tests: topics archived into the stack's MinIO, and the two consumers built alike."""
+"""Helpers for consumer tests: topics archived into the stack's MinIO, the two consumers built alike, and the
+archived ``World`` that the side-by-side suites share (its fixture is in ``tests/integration/conftest.py``)."""
 
 from __future__ import annotations
 
+import pprint
 import time
 import uuid
 from collections.abc import Callable
@@ -10,15 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka import KafkaError, Message, TopicPartition
+from confluent_kafka import KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import pyrostore
 from e2e.stack.s3 import S3Server
-from tests.kafka_helpers import ArchiverProcess, archive_until_caught_up, kafka_rows
+from tests.kafka_helpers import COMPACTED, ArchiverProcess, archive_until_caught_up, fill_compacted, kafka_rows
 
 KINDS = ("confluent_kafka", "pyrostore")
+CLASSES: dict[str, type] = {"confluent_kafka": confluent_kafka.Consumer, "pyrostore": pyrostore.Consumer}
 EOF = KafkaError._PARTITION_EOF
+# Recent: with timestamps older than the topic's retention.ms, Kafka would delete the history under the test.
+BASE_TS = (int(time.time()) - 3600) * 1000
+MAIN_PARTITIONS = 3
 
 
 @dataclass
@@ -84,10 +90,12 @@ def delete_head(bootstrap: str, topic: str, before: dict[int, int]) -> None:
 
 
 def consumer_factory(kind: str, bootstrap: str, archive: S3Archive, made: list) -> Callable[..., Any]:
-    """``make(**conf)`` building a consumer of ``kind`` with the same settings for both kinds; keeps them in
-    ``made`` so a test can check where the records came from and close them all."""
+    """``make(exact=None, mixin=None, **conf)`` building a consumer of ``kind`` with the same settings for both
+    kinds: ``conf`` with ``_`` for ``.`` in its keys, ``exact`` keys as they are (``error_cb``), a setting given as
+    None left out. Keeps them in ``made`` so a test can check where the records came from and close them all.
+    With a ``mixin`` class the consumer is an application subclass: ``(mixin, Consumer)``."""
 
-    def make(**conf: Any) -> Any:
+    def make(exact: dict[str, Any] | None = None, /, mixin: type | None = None, **conf: Any) -> Any:
         settings = {
             "bootstrap.servers": bootstrap,
             "group.id": f"group-{uuid.uuid4().hex[:10]}",
@@ -95,12 +103,13 @@ def consumer_factory(kind: str, bootstrap: str, archive: S3Archive, made: list) 
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
             **{key.replace("_", "."): value for key, value in conf.items()},
+            **(exact or {}),
         }
-        consumer = (
-            pyrostore.Consumer({**settings, **archive.consumer_conf})
-            if kind == "pyrostore"
-            else confluent_kafka.Consumer(settings)
-        )
+        settings = {key: value for key, value in settings.items() if value is not None}
+        if kind == "pyrostore":
+            settings.update(archive.consumer_conf)
+        cls = CLASSES[kind] if mixin is None else type(mixin.__name__, (mixin, CLASSES[kind]), {})
+        consumer = cls(settings)
         made.append(consumer)
         return consumer
 
@@ -157,3 +166,90 @@ def take(consumer: Any, count: int, timeout: float = 30, stop_at_eof: bool = Tru
         if stop_at_eof and message.error() is not None:
             break
     return found
+
+
+def _timestamp(i: int) -> int:
+    return BASE_TS + ((i * 37) % 100) * 1000  # not monotonic within a partition
+
+
+@dataclass
+class World:
+    """Topics with every kind of position, archived, and what Kafka holds of them."""
+
+    bootstrap: str
+    archive: S3Archive
+    main: str  # 3 partitions, keys, headers, tombstones, non-monotonic timestamps
+    compacted: str  # offset gaps from compaction
+    txn: str  # offset gaps from aborted transactions and markers
+    rows: dict[str, dict[int, list]]
+
+    def offsets(self, topic: str, partition: int = 0) -> list[int]:
+        return [row[0] for row in self.rows[topic][partition]]
+
+    def gap(self, topic: str) -> int:
+        """An offset inside a gap: the first one below the last record that the topic does not hold."""
+        offsets = self.offsets(topic)
+        return min(set(range(offsets[-1])) - set(offsets))
+
+
+def _fill_main(bootstrap: str, topic: str) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for i in range(600):
+        headers = [("n", b"%d" % i), ("n", None)] if i % 3 == 0 else None
+        value = None if i % 50 == 7 else b"value %d" % i
+        producer.produce(
+            topic, value, b"key %d" % (i % 40), partition=i % MAIN_PARTITIONS, timestamp=_timestamp(i), headers=headers
+        )
+    assert producer.flush(30) == 0
+
+
+def _fill_txn(bootstrap: str, topic: str) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"tx-{uuid.uuid4().hex}"})
+    producer.init_transactions(30)
+    for round_ in range(6):
+        producer.begin_transaction()
+        for i in range(10):
+            producer.produce(topic, b"txn %d.%d" % (round_, i), b"k%d" % i)
+        if round_ % 2:
+            producer.flush(30)  # the aborted records reach the broker and take offsets
+            producer.abort_transaction(30)
+        else:
+            producer.commit_transaction(30)
+
+
+def make_world(bootstrap: str, s3_server: S3Server, logs: Path) -> World:
+    """Create, fill and archive the world's topics (archiver logs under ``logs``)."""
+    archive = S3Archive(s3_server)
+    main = create_topic(bootstrap, MAIN_PARTITIONS)
+    compacted = create_topic(bootstrap, 1, COMPACTED)
+    txn = create_topic(bootstrap, 1)
+    _fill_main(bootstrap, main)
+    fill_compacted(bootstrap, compacted)
+    _fill_txn(bootstrap, txn)
+    rows = {
+        topic: archive.archive(bootstrap, topic, partitions, logs / f"{topic}.log")
+        for topic, partitions in ((main, MAIN_PARTITIONS), (compacted, 1), (txn, 1))
+    }
+    return World(bootstrap, archive, main, compacted, txn, rows)
+
+
+Scenario = Callable[[World, Callable[..., Any]], Any]
+
+
+def run_both(world: World, scenario: Scenario, reads: bool = True, bootstrap: str | None = None) -> Any:
+    """The scenario's result with each consumer, which must be the same; when the scenario ``reads`` records,
+    also proves that pyrostore.Consumer read them from the archive. ``bootstrap`` replaces the world's Kafka."""
+    results = {}
+    for kind in KINDS:
+        made: list = []
+        try:
+            results[kind] = scenario(world, consumer_factory(kind, bootstrap or world.bootstrap, world.archive, made))
+        finally:
+            for consumer in made:
+                consumer.close()
+        if kind == "pyrostore" and reads:
+            assert sum(c.source_counts()["archive"] for c in made) > 0, "pyrostore.Consumer never read the archive"
+    assert results["confluent_kafka"] == results["pyrostore"], "\n".join(
+        f"{kind}:\n{pprint.pformat(result, width=120)}" for kind, result in results.items()
+    )  # spelled out: pytest rewrites the asserts of test modules only
+    return results["pyrostore"]

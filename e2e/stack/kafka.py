@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from e2e.stack import builds
@@ -64,11 +64,23 @@ Configuration:
 
 @dataclass
 class KafkaServer:
-    """A running broker: where to connect and the process behind it."""
+    """A running broker: where to connect and the process behind it (replaced by :meth:`restart`)."""
 
     bootstrap: str
     cluster_id: str
     process: Process
+    command: list[str] = field(default_factory=list, repr=False)  # how to start it again, same config and data
+
+    def stop(self, grace: float = 30.0) -> None:
+        """SIGTERM the broker (a clean shutdown keeps its data) and wait until it exited."""
+        self.process.stop(grace)
+
+    def restart(self, timeout: float = 120.0) -> None:
+        """Start the broker again on the same ports and data folder (stopping it first if it runs); return once
+        it answers metadata requests. Raises ServerFailed."""
+        self.stop()
+        self.process = spawn("kafka", self.command, self.process.log)
+        wait_ready(self.process, lambda: _answers_metadata(self.bootstrap), timeout=timeout)
 
 
 def start(workdir: Path) -> KafkaServer:
@@ -92,10 +104,11 @@ def start(workdir: Path) -> KafkaServer:
     log.write_text(formatted.stdout)
     if formatted.returncode != 0:
         raise ServerFailed(f"kafka storage format failed; log {log}:\n{tail(log)}")
-    proc = spawn("kafka", [*java, "kafka.Kafka", str(props)], log)
+    command = [*java, "kafka.Kafka", str(props)]
+    proc = spawn("kafka", command, log)
     bootstrap = f"127.0.0.1:{port}"
     wait_ready(proc, lambda: _answers_metadata(bootstrap), timeout=120)
-    return KafkaServer(bootstrap=bootstrap, cluster_id=cluster_id, process=proc)
+    return KafkaServer(bootstrap=bootstrap, cluster_id=cluster_id, process=proc, command=command)
 
 
 def _answers_metadata(bootstrap: str) -> bool:

@@ -1,4 +1,5 @@
-"""Fixtures for the operator's tests: its CRDs on the stack's API server, a namespace, a running operator."""
+"""Fixtures for the operator's tests (its CRDs on the stack's API server, a namespace, a running operator) and
+the archived ``world`` that the consumer suites share."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from e2e.stack.kafka import KafkaServer
 from e2e.stack.kube import KubeServer
+from e2e.stack.s3 import S3Server
+from tests.consumer_helpers import World, make_world
 from tests.operator_helpers import OperatorProcess, apply_crds
 
 
@@ -36,3 +40,9 @@ def operator(crds: KubeServer, operator_namespace: str, tmp_path_factory: pytest
     running = OperatorProcess(crds.kubeconfig, [operator_namespace], log)
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def world(kafka: KafkaServer, s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> World:
+    """Topics with every kind of position in the stack's Kafka, archived into its MinIO (read-only for tests)."""
+    return make_world(kafka.bootstrap, s3_server, tmp_path_factory.mktemp("archivers"))

@@ -1,6 +1,6 @@
 """The compatibility suite: confluent_kafka.Consumer and pyrostore.Consumer run the same scenarios on the same
-real topics and must give identical results, while pyrostore.Consumer reads the history from the archive (in
-the stack's MinIO) rather than from Kafka.
+real topics (the ``world`` fixture of ``tests/integration/conftest.py``) and must give identical results, while
+pyrostore.Consumer reads the history from the archive (in the stack's MinIO) rather than from Kafka.
 """
 
 from __future__ import annotations
@@ -8,10 +8,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
@@ -19,102 +17,11 @@ from confluent_kafka import (
     OFFSET_STORED,
     KafkaError,
     KafkaException,
-    Producer,
     TopicPartition,
 )
 
-from tests.consumer_helpers import EOF, KINDS, S3Archive, consumer_factory, create_topic, read_to_end, take, view
-from tests.kafka_helpers import COMPACTED, fill_compacted, wait_for
-
-# Recent: with timestamps older than the topic's retention.ms, Kafka would delete the history under the test.
-BASE_TS = (int(time.time()) - 3600) * 1000
-MAIN_PARTITIONS = 3
-
-
-def _timestamp(i: int) -> int:
-    return BASE_TS + ((i * 37) % 100) * 1000  # not monotonic within a partition
-
-
-@dataclass
-class World:
-    """Topics with every kind of position, archived, and what Kafka holds of them."""
-
-    bootstrap: str
-    archive: S3Archive
-    main: str  # 3 partitions, keys, headers, tombstones, non-monotonic timestamps
-    compacted: str  # offset gaps from compaction
-    txn: str  # offset gaps from aborted transactions and markers
-    rows: dict[str, dict[int, list]]
-
-    def offsets(self, topic: str, partition: int = 0) -> list[int]:
-        return [row[0] for row in self.rows[topic][partition]]
-
-    def gap(self, topic: str) -> int:
-        """An offset inside a gap: the first one below the last record that the topic does not hold."""
-        offsets = self.offsets(topic)
-        return min(set(range(offsets[-1])) - set(offsets))
-
-
-def _fill_main(bootstrap: str, topic: str) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-    for i in range(600):
-        headers = [("n", b"%d" % i), ("n", None)] if i % 3 == 0 else None
-        value = None if i % 50 == 7 else b"value %d" % i
-        producer.produce(
-            topic, value, b"key %d" % (i % 40), partition=i % MAIN_PARTITIONS, timestamp=_timestamp(i), headers=headers
-        )
-    assert producer.flush(30) == 0
-
-
-def _fill_txn(bootstrap: str, topic: str) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"tx-{uuid.uuid4().hex}"})
-    producer.init_transactions(30)
-    for round_ in range(6):
-        producer.begin_transaction()
-        for i in range(10):
-            producer.produce(topic, b"txn %d.%d" % (round_, i), b"k%d" % i)
-        if round_ % 2:
-            producer.flush(30)  # the aborted records reach the broker and take offsets
-            producer.abort_transaction(30)
-        else:
-            producer.commit_transaction(30)
-
-
-@pytest.fixture(scope="module")
-def world(kafka, s3_server, tmp_path_factory) -> World:
-    logs = tmp_path_factory.mktemp("archivers")
-    archive = S3Archive(s3_server)
-    main = create_topic(kafka.bootstrap, MAIN_PARTITIONS)
-    compacted = create_topic(kafka.bootstrap, 1, COMPACTED)
-    txn = create_topic(kafka.bootstrap, 1)
-    _fill_main(kafka.bootstrap, main)
-    fill_compacted(kafka.bootstrap, compacted)
-    _fill_txn(kafka.bootstrap, txn)
-    rows = {
-        topic: archive.archive(kafka.bootstrap, topic, partitions, logs / f"{topic}.log")
-        for topic, partitions in ((main, MAIN_PARTITIONS), (compacted, 1), (txn, 1))
-    }
-    return World(kafka.bootstrap, archive, main, compacted, txn, rows)
-
-
-Scenario = Callable[[World, Callable[..., Any]], Any]
-
-
-def run_both(world: World, scenario: Scenario, reads: bool = True) -> Any:
-    """The scenario's result with each consumer, which must be the same; when the scenario ``reads`` records,
-    also proves that pyrostore.Consumer read them from the archive."""
-    results = {}
-    for kind in KINDS:
-        made: list = []
-        try:
-            results[kind] = scenario(world, consumer_factory(kind, world.bootstrap, world.archive, made))
-        finally:
-            for consumer in made:
-                consumer.close()
-        if kind == "pyrostore" and reads:
-            assert sum(c.source_counts()["archive"] for c in made) > 0, "pyrostore.Consumer never read the archive"
-    assert results["confluent_kafka"] == results["pyrostore"]
-    return results["pyrostore"]
+from tests.consumer_helpers import BASE_TS, EOF, MAIN_PARTITIONS, World, read_to_end, run_both, take, view
+from tests.kafka_helpers import wait_for
 
 
 def _main_keys(world: World) -> set[tuple[str, int]]:

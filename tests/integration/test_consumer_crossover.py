@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -212,3 +213,94 @@ def test_archive_only_mode_reads_history_with_kafka_stopped(own_kafka, tmp_path)
     message = strings.poll(10)
     assert (message.key(), message.value()) == ("key 3", "value ü 3")
     strings.close()
+
+
+def test_archive_preferred_reads_the_history_while_kafka_is_down_then_the_live_tail(own_kafka, tmp_path):
+    _, kafka = own_kafka
+    topic, partitions = "outage", 2
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(60)
+    produce_numbered(kafka.bootstrap, topic, 200, partitions)
+    url = str(tmp_path / "archive")
+    history = kafka_rows(kafka.bootstrap, topic, partitions)
+    archiver = ArchiverProcess(kafka.bootstrap, topic, url, tmp_path / "archiver.log")
+    archive_until_caught_up(archiver, topic, partitions, history)
+    kafka.stop()  # down from here until restart(): same port, same data
+
+    starts = {"pyrostore from OFFSET_BEGINNING": OFFSET_BEGINNING, "pyrostore from 0": 0, "confluent_kafka": None}
+    errors: dict[str, list[int]] = {name: [] for name in starts}
+    got: dict[str, dict[int, list[tuple[int, bytes]]]] = {name: {p: [] for p in range(partitions)} for name in starts}
+    report: dict[str, dict[str, Any]] = {name: {} for name in starts}
+    consumers: dict[str, Any] = {}
+    for name, start in starts.items():
+        conf = {
+            "bootstrap.servers": kafka.bootstrap,
+            "group.id": f"outage-{len(consumers)}",
+            "error_cb": lambda err, name=name: errors[name].append(err.code()),
+        }
+        consumer = Consumer(conf) if start is None else pyrostore.Consumer({**conf, "pyrostore.store.url": url})
+        consumers[name] = consumer
+        tps = [TopicPartition(topic, p, OFFSET_BEGINNING if start is None else start) for p in range(partitions)]
+        began = time.monotonic()
+        try:
+            consumer.assign(tps)
+            report[name]["assign"] = "returned"
+        except KafkaException as exc:
+            report[name]["assign"] = f"raised {exc.args[0].name()}: {exc.args[0].str()}"
+        report[name]["assign took (s)"] = round(time.monotonic() - began, 1)
+
+    def read(goals: dict[str, int], at_least: float, timeout: float) -> dict[str, float]:
+        """Poll each consumer in turn until each holds as many records as its goal (and ``at_least`` seconds
+        passed); how long each took to hold them."""
+        started = time.monotonic()
+        took: dict[str, float] = {}
+        while time.monotonic() - started < at_least or len(took) < len(goals):
+            if time.monotonic() - started > timeout:
+                break
+            for name, total in goals.items():
+                message = consumers[name].poll(0.2)
+                if message is not None and message.error() is not None:
+                    errors[name].append(message.error().code())  # reports of Kafka's absence: recorded, not fatal
+                elif message is not None:
+                    got[name][message.partition()].append((message.offset(), message.value()))
+                if name not in took and sum(map(len, got[name].values())) >= total:
+                    took[name] = round(time.monotonic() - started, 1)
+        return took
+
+    reading = [name for name in starts if report[name]["assign"] == "returned"]
+    goals = {name: 0 if name == "confluent_kafka" else 200 for name in reading}  # confluent_kafka can read nothing
+    took = read(goals, at_least=5, timeout=60)
+    for name in starts:
+        report[name]["error codes while Kafka was down"] = sorted(set(errors[name]))
+        report[name]["records while Kafka was down"] = sum(map(len, got[name].values()))
+        report[name]["history took (s)"] = took.get(name)
+    consumers.pop("confluent_kafka").close()
+
+    kafka.restart()
+    produce_numbered(kafka.bootstrap, topic, 100, partitions, start=200)
+    kafka_held = kafka_rows(kafka.bootstrap, topic, partitions)
+    took = read({name: 300 for name in reading if name in consumers}, at_least=0, timeout=90)
+    for name, consumer in consumers.items():
+        report[name]["whole tail after the restart took (s)"] = took.get(name)
+        report[name]["source_counts"] = consumer.source_counts()
+        report[name]["records"] = {p: len(rows) for p, rows in got[name].items()}
+        consumer.close()
+
+    expected = {p: [(row[0], row[4]) for row in kafka_held[p]] for p in range(partitions)}
+    assert [len(rows) for rows in expected.values()] == [150] * partitions  # Kafka kept its data across the restart
+    plain = report.pop("confluent_kafka")
+    assert plain["assign"] == "returned" and plain["records while Kafka was down"] == 0, plain
+    wrong = {}
+    for name, found in report.items():
+        checks = {
+            "assign returned": found["assign"] == "returned",
+            "read the whole history while Kafka was down": found["records while Kafka was down"] == 200,
+            "every offset once, in order, as Kafka holds it": got[name] == expected,
+            "source_counts: 200 from the archive, 100 from Kafka": found["source_counts"]
+            == {"archive": 200, "kafka": 100},
+            "reported Kafka's absence with confluent_kafka's error codes": found["error codes while Kafka was down"]
+            == plain["error codes while Kafka was down"],
+        }
+        if failed := [check for check, passed in checks.items() if not passed]:
+            wrong[name] = {"failed": failed, **found}
+    assert not wrong, f"{wrong}\nconfluent_kafka.Consumer while Kafka was down: {plain}"
