@@ -132,7 +132,7 @@ def resolve(offset: int, extent: Extent, mode: ReadMode, committed: int | None =
     if offset == OFFSET_STORED:
         if committed is not None and committed >= 0:
             return committed
-        return resolve(_reset_offset(reset), extent, mode)
+        return resolve(reset_offset(reset), extent, mode)
     if offset == OFFSET_BEGINNING:
         starts = [extent.archive_start] if extent.archive_start is not None else []
         if mode is not ReadMode.ARCHIVE_ONLY and extent.kafka_low is not None:
@@ -145,7 +145,8 @@ def resolve(offset: int, extent: Extent, mode: ReadMode, committed: int | None =
     raise ValueError(f"offset {offset} is not a valid offset or logical offset")
 
 
-def _reset_offset(policy: str) -> int:
+def reset_offset(policy: str) -> int:
+    """The logical offset ``auto.offset.reset`` names. Raises ValueError for an unknown policy."""
     if policy in ("earliest", "smallest", "beginning"):
         return OFFSET_BEGINNING
     if policy in ("latest", "largest", "end"):

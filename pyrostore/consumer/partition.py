@@ -100,6 +100,15 @@ class PartitionState:
         self._leave()
         self.phase = Phase.HOLE
 
+    def pause(self) -> None:
+        """The application paused the partition."""
+        self.paused = True
+
+    def resume(self) -> bool:
+        """The application resumed the partition; returns whether it was paused."""
+        was, self.paused = self.paused, False
+        return was
+
     def delivered(self, offset: int) -> None:
         """The application got the record at ``offset``."""
         self.next = self.position = self.handed_out = offset + 1

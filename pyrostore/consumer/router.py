@@ -107,7 +107,7 @@ class Router:
     def pause(self, states: list[PartitionState]) -> None:
         """Stop handing out the partitions' messages; what was fetched ahead is dropped."""
         for state in states:
-            state.paused = True
+            state.pause()
             self._drop_ready(state)
         if self._inner is not None:
             self._inner.pause(states)
@@ -115,10 +115,7 @@ class Router:
     def resume(self, states: list[PartitionState]) -> None:
         """Hand out the partitions' messages again, from the next one the application has not had."""
         for state in states:
-            if not state.paused:
-                continue
-            state.paused = False
-            if state.phase in (Phase.KAFKA, Phase.ARCHIVE):
+            if state.resume() and state.phase in (Phase.KAFKA, Phase.ARCHIVE):
                 self._start(state, state.next)
 
     # -- starts -----------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from pyrostore.consumer.decisions import (
     ReadMode,
     Source,
     decide,
+    reset_offset,
     resolve,
 )
 from pyrostore.errors import TopicNotFound
@@ -144,7 +145,8 @@ class StartFinder:
                 decision = decide(offset, self._with_kafka(request, extent, stale), self._mode)
             return Start(decision, reader)
         # Logical: the beginning can do without Kafka's answer when Kafka is down; the end cannot.
-        optional = offset == OFFSET_BEGINNING or (offset == OFFSET_STORED and reset in ("earliest", "smallest"))
+        logical = reset_offset(reset) if offset == OFFSET_STORED else offset
+        optional = logical == OFFSET_BEGINNING
         extent = self._with_kafka(request, extent, stale, optional=optional and extent.archive_start is not None)
         offset = resolve(offset, extent, self._mode, None, reset)
         return Start(decide(offset, replace(extent, lost=_lost_at(reader, offset)), self._mode), reader)

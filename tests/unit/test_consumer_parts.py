@@ -26,8 +26,10 @@ def test_reading_kafka_waits_for_the_inner_consumer_to_move_and_for_the_applicat
     assert (state.phase, state.seek_to, state.reads_kafka) == (Phase.KAFKA, 7, False)
     state.inner_moved()
     assert state.reads_kafka
-    state.paused = True
+    state.pause()
     assert not state.reads_kafka
+    assert state.resume() and not state.resume()  # resumed once: the second resume changes nothing
+    assert state.reads_kafka
 
 
 def test_records_of_the_archive_still_waiting_are_told_apart_after_the_crossover():
