@@ -16,7 +16,7 @@ import sys
 import threading
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from confluent_kafka import KafkaException
@@ -410,7 +410,28 @@ def main() -> None:
 
     Exit codes: 2 for bad input (options, names, URLs, settings), 1 for failures at run time.
     """
-    args = sys.argv[1:] or ["--help"]
+    try:
+        _run(sys.argv[1:] or ["--help"])
+        code = 0
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    _leave(code)
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit once everything written is flushed, without the interpreter's teardown: pyarrow's native thread pools
+    can abort the process (SIGABRT, "terminate called without an active exception") when Python finalizes them
+    after the work is done (apache/arrow#34314); a finished dry run failed that way once in a suite run."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
+
+
+def _run(args: list[str]) -> None:
+    """Run the command line ``args``; exits (SystemExit) with the command's code or an error line."""
     try:
         code = app(args, standalone_mode=False)
     except typer.TyperException as exc:  # typer's usage errors (exit code 2): bad options, arguments, choices
