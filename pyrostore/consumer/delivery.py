@@ -67,13 +67,12 @@ class Delivery:
             if len(taken) >= num_messages or remaining == 0:
                 return taken
             if self._inner is not None and not self._router.busy and not self._router.archive_states():
-                # Kafka alone: one call waiting for the rest, as confluent_kafka's consume() does.
+                # Kafka alone: the inner consumer waits for the rest, as confluent_kafka's consume() does (a while
+                # at a time, so partitions assigned by a callback meanwhile are started).
                 self._flush_offsets()
-                wanted, wait = num_messages - len(taken), -1 if remaining is None else remaining
-                found = [self._router.absorb(m) for m in self._inner.consume(wanted, wait)]
+                wait = _LOOK_AGAIN_SECONDS if remaining is None else min(remaining, _LOOK_AGAIN_SECONDS)
+                found = [self._router.absorb(m) for m in self._inner.consume(num_messages - len(taken), wait)]
                 taken += [self._hand_out(m) for m in found if m is not None]
-                if deadline is None or time.monotonic() >= deadline:
-                    return taken
                 continue
             message = self._wait(remaining)
             if message is not None:

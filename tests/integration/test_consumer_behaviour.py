@@ -366,6 +366,19 @@ def test_max_poll_interval_exceeded_then_rejoining(world):
     assert ("poll", 0, KafkaError._MAX_POLL_EXCEEDED) in events
 
 
+def test_consume_without_a_timeout_returns_once_it_has_enough(world):
+    def scenario(world: World, make: Make) -> Any:
+        consumer = make()
+        consumer.subscribe([world.main])  # assigned by a callback inside the first consume()
+        first = consumer.consume(10, -1)
+        rest = consumer.consume(1_000_000, 3)
+        records = [(m.partition(), m.offset()) for m in first + rest if m.error() is None]
+        return len(first), len(records), len(set(records))
+
+    first, records, distinct = run_both(world, scenario)
+    assert first == 10 and records == distinct == sum(len(world.offsets(world.main, p)) for p in range(MAIN_PARTITIONS))
+
+
 @pytest.mark.parametrize("protocol", ["classic", "consumer"])
 def test_both_group_protocols_rebalance_and_commit(world, protocol):
     everything = {(p, o) for p in range(MAIN_PARTITIONS) for o in world.offsets(world.main, p)}
