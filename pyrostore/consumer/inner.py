@@ -96,7 +96,7 @@ class InnerConsumer:
         if self.eager_group:
             for other in everyone:
                 if other is not state and other.phase is Phase.KAFKA and other.seek_to is None:
-                    other.seek_to = other.next
+                    other.read_kafka(other.next)
                     rewound.append(other)
             changed = everyone
             self.client.assign([_inner_position(s) for s in everyone])

@@ -47,6 +47,7 @@ class PartitionState:
         self.eof_sent = False
         self.refresh_at = 0.0
         self.seek_to: int | None = None  # a seek of the inner consumer not done yet
+        self.kafka_from = OFFSET_INVALID  # where Kafka took over: its records and events before this are stale
         self.fetch_failed = False  # the inner consumer stopped the partition (out of range): seeks fail
         self.archived_below = -1  # messages below this offset still waiting to be handed out came from the archive
         self.handed_out = -1  # the offset after the last record handed out (kept across seeks, for storing)
@@ -87,7 +88,11 @@ class PartitionState:
         """Hand out Kafka's records from ``offset``: the inner consumer is to be moved there first."""
         self._leave()
         self.phase = Phase.KAFKA
-        self.seek_to = offset
+        self.seek_to = self.kafka_from = offset
+
+    def move_again(self) -> None:
+        """The inner consumer delivered from before the offset Kafka took over at: seek it there again."""
+        self.seek_to = self.kafka_from
 
     def wait_at_end(self, refresh_seconds: float) -> None:
         """archive-only mode: nothing more is archived; look again after ``refresh_seconds``."""

@@ -241,7 +241,15 @@ class Router:
         key = message_key(message)
         state = self.partitions.get(key) if key is not None else None
         if error is None or error.code() == KafkaError._PARTITION_EOF:
-            return message if state is not None and state.reads_kafka else None
+            if state is None or not state.reads_kafka:
+                return None
+            offset = message.offset()
+            if offset is not None and offset < state.kafka_from:
+                # Fetched from before the seek (librdkafka may start an assignment's fetch after a seek made right
+                # after assign): drop it, and seek again, which is harmless if the position was right.
+                state.move_again()
+                return None
+            return message
         if error.code() == KafkaError._AUTO_OFFSET_RESET and state is not None:
             state.fetch_failed = True
             if state.phase is Phase.KAFKA and state.seek_to is None:
