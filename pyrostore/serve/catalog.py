@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from pyrostore.archive import Archive, PartitionArchive
 from pyrostore.archiver.identity import read_descriptor
-from pyrostore.errors import FormatError, IntegrityError, ObjectNotFound, TopicNotFound
+from pyrostore.errors import FormatError, IntegrityError, ObjectNotFound, StoreError, TopicNotFound
 
 log = logging.getLogger("pyrostore.serve")
 K = TypeVar("K")
@@ -123,9 +123,13 @@ class Catalog:
         return topics
 
     async def topics(self) -> dict[str, ServedTopic]:
-        """The served topics, re-listed when older than ``topics_interval``."""
+        """The served topics, re-listed when older than ``topics_interval`` (the last list while the store fails)."""
         if time.monotonic() - self._listed > self.topics_interval:
-            await self._flights.run("topics", lambda: asyncio.to_thread(self.load))
+            try:
+                await self._flights.run("topics", lambda: asyncio.to_thread(self.load))
+            except (StoreError, IntegrityError, FormatError, TopicNotFound) as exc:
+                log.warning("listing the served topics failed; serving the last list: %s", exc)
+                self._listed = time.monotonic()  # try again after another interval, not at every request
         return self._topics
 
     def topic(self, name: str) -> ServedTopic | None:
