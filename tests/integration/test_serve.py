@@ -4,6 +4,7 @@ what it saw reading Kafka directly: offsets (gaps included), keys, values, heade
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
@@ -285,15 +286,18 @@ def test_broken_connections_do_not_disturb_a_reader(served):
         os.urandom(256 * 1024),
         struct.pack(">i", 2**31 - 1) + os.urandom(64),  # a 2 GiB length prefix
         _framed(struct.pack(">hhih", 9999, 0, 7, -1)),  # an unknown API key
-        _framed(struct.pack(">hhih", 18, 3, 7, 1) + b"t")[:-3],  # a truncated frame, then silence
+        _framed(struct.pack(">hhih", 18, 3, 7, 1) + b"t")[:-3],  # a truncated frame, then a hang-up
     ]
     try:
         sockets = []
         for data in sends:
             sock = socket.create_connection(("127.0.0.1", served.server.port), timeout=10)
-            sock.sendall(data)
+            with contextlib.suppress(ConnectionError):  # the server may reset it before all is sent
+                sock.sendall(data)
+                # Done sending: random bytes may announce a frame longer than they are, which the server can only
+                # wait for; and the truncated frame's client hangs up.
+                sock.shutdown(socket.SHUT_WR)
             sockets.append(sock)
-        sockets[-1].shutdown(socket.SHUT_WR)  # the truncated frame's client hangs up
         for sock in sockets:
             sock.settimeout(10)
             try:
@@ -308,7 +312,9 @@ def test_broken_connections_do_not_disturb_a_reader(served):
     assert not reader.is_alive()
     assert all(read == expected for read in reads), "a reader saw something else while connections broke"
     assert served.server.running()
-    assert served.server.log_text().count("closing connection") - before >= 3  # one line each (not the hang-up)
+    log = served.server.log_text()
+    assert log.count("closing connection") - before >= 2  # one line each (not for a hang-up mid-frame)
+    assert "above the maximum request size" in log and "unknown or unsupported API key 9999" in log
 
 
 def test_new_commits_are_served_as_they_land(served):
