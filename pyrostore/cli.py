@@ -34,6 +34,7 @@ from pyrostore.layout import check_topic
 from pyrostore.logs import LogFormat
 from pyrostore.logs import configure as configure_logs
 from pyrostore.replay.options import DEFAULT_CHECKPOINT_TOPIC, Partitioning
+from pyrostore.serve.config import Compression
 from pyrostore.settings import parse_duration, parse_pairs, parse_partitions, parse_size, parse_time
 from pyrostore.verify import verify_partition
 
@@ -49,6 +50,8 @@ err = Console(stderr=True, soft_wrap=True)
 # CLI commands are interactive: a store that does not answer is reported within this many seconds
 # (long-running processes keep retrying instead).
 CLI_RETRY_DEADLINE = "15"
+# pyrostore serve answers a store that does not answer with a retriable error before clients time out (30 s).
+SERVE_RETRY_DEADLINE = "20"
 
 StoreOptions = Annotated[
     list[str] | None, typer.Option("-o", "--store-option", help="store option key=value (repeatable)")
@@ -396,6 +399,41 @@ def replay(
         )
         raise typer.Exit(1)
     err.print(f"replayed {progress.records_done} records into {to_topic}", highlight=False)
+
+
+@app.command("serve")
+def serve(
+    store: Annotated[str, typer.Option("--store", help="archive URL: folder, s3://, gs://")],
+    listen: Annotated[str, typer.Option(help="HOST:PORT to listen on (port 0: any free port)")] = "127.0.0.1:9092",
+    advertise: Annotated[
+        str | None, typer.Option(help="HOST:PORT clients are told to connect to (default: the listen address)")
+    ] = None,
+    topic: Annotated[
+        list[str] | None, typer.Option("--topic", "-t", help="serve this topic (repeatable; default: every topic)")
+    ] = None,
+    max_request_bytes: Annotated[str, typer.Option(help="close connections sending larger requests")] = "100MiB",
+    batch_bytes: Annotated[str, typer.Option(help="size of the record batches cut from segments")] = "1MiB",
+    compression: Annotated[Compression, typer.Option(help="compression of served record batches")] = Compression.NONE,
+    log_format: LogFormatOption = LogFormat.AUTO,
+    store_option: StoreOptions = None,
+) -> None:
+    """Serve archived topics over the Kafka protocol (read-only) until SIGTERM, for any Kafka client."""
+    from pyrostore.serve import ServeConfig, parse_address, run
+
+    configure_logs(log_format)
+    options = store_options(store_option, interactive=False)
+    options.setdefault("retry_deadline", SERVE_RETRY_DEADLINE)  # a fetch gives up before the client does
+    config = ServeConfig(
+        store_url=store,
+        store_options=options,
+        listen=parse_address(listen, "--listen"),
+        advertise=parse_address(advertise, "--advertise") if advertise is not None else None,
+        topics=tuple(check_topic(t) for t in topic or ()),
+        max_request_bytes=parse_size(max_request_bytes, "--max-request-bytes"),
+        batch_bytes=parse_size(batch_bytes, "--batch-bytes"),
+        compression=compression,
+    )
+    run(config, _stop_on_signals())
 
 
 def _fail(message: str, code: int) -> None:

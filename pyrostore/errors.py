@@ -135,6 +135,18 @@ class TargetTooSmall(PyrostoreError):
     """Preserve mode needs a target partition for every source partition, and the target has too few."""
 
 
+# --- serve (the Kafka protocol) ------------------------------------------------------------------------------
+
+
+class ProtocolError(PyrostoreError):
+    """A client sent bytes that are no request this server answers: a malformed frame, a length prefix above the
+    maximum, an unknown API key or version. The server closes that connection only."""
+
+
+class ListenFailed(PyrostoreError):
+    """The server could not listen on the address it was given (in use, not local, not permitted)."""
+
+
 # --- operator ----------------------------------------------------------------------------------------------
 
 

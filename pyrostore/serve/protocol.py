@@ -1,0 +1,92 @@
+"""The Kafka wire format around kio's types: length-prefixed frames, request headers, response frames.
+
+Every request is a 4-byte big-endian length followed by that many bytes: a header (API key, API version,
+correlation id, client id, and tagged fields in flexible versions) and the body. kio knows each version's
+header and body; this module only picks the right types, and turns anything kio cannot decode into one
+:class:`~pyrostore.errors.ProtocolError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kio.index import load_request_schema
+from kio.serial import entity_reader, entity_writer
+from kio.static.primitive import i32
+from kio.static.protocol import RequestPayload, ResponsePayload
+
+from pyrostore.errors import ProtocolError
+
+LENGTH = struct.Struct(">i")
+_PREFIX = struct.Struct(">hhi")  # API key, API version, correlation id: the same in every header version
+API_VERSIONS_KEY = 18
+
+
+@dataclass(frozen=True)
+class Request:
+    """A decoded request. ``body`` is None only for an ApiVersions request of a version this server does not
+    know: the one request that is still answered (with the v0 format, which every client reads)."""
+
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+    body: RequestPayload | None
+
+
+def frame_size(prefix: bytes, maximum: int) -> int:
+    """The size a 4-byte length prefix announces. Raises ProtocolError when it is not positive or above
+    ``maximum`` (checked before anything of that size is read)."""
+    (size,) = LENGTH.unpack(prefix)
+    if size < _PREFIX.size:
+        raise ProtocolError(f"a length prefix of {size} bytes is too short for a request header")
+    if size > maximum:
+        raise ProtocolError(f"a length prefix of {size} bytes is above the maximum request size {maximum}")
+    return size
+
+
+def decode_request(frame: bytes, versions: Mapping[int, tuple[int, int]]) -> Request:
+    """Decode one request frame (without its length prefix) of an API and version in ``versions``
+    (API key: (min, max)). Raises ProtocolError for an unknown API key or version, or bytes that do not decode."""
+    if len(frame) < _PREFIX.size:
+        raise ProtocolError(f"a frame of {len(frame)} bytes is too short for a request header")
+    api_key, version, correlation_id = _PREFIX.unpack_from(frame)
+    supported = versions.get(api_key)
+    if supported is None:
+        raise ProtocolError(f"unknown or unsupported API key {api_key} (version {version})")
+    low, high = supported
+    if api_key == API_VERSIONS_KEY and version > high:
+        return Request(api_key, version, correlation_id, None, None)
+    if not low <= version <= high:
+        raise ProtocolError(f"API key {api_key} version {version} is outside the supported {low}..{high}")
+    read_header, read_body = _readers(api_key, version)
+    try:
+        header, used = read_header(frame, 0)
+        body, _ = read_body(frame, used)  # bytes after the body are tolerated, as Kafka does
+    except Exception as exc:  # kio raises its own errors, ValueError, UnicodeDecodeError...: all mean bad bytes
+        raise ProtocolError(f"API key {api_key} version {version}: malformed request ({exc!r})") from None
+    return Request(api_key, version, correlation_id, header.client_id, body)
+
+
+def encode_response(correlation_id: int, response: ResponsePayload) -> bytes:
+    """A complete response frame: length prefix, the response's header (its version's) and body."""
+    out = io.BytesIO()
+    out.write(b"\0\0\0\0")
+    header_type = response.__header_schema__
+    entity_writer(header_type)(out, header_type(correlation_id=i32(correlation_id)))
+    entity_writer(type(response))(out, response)
+    frame = out.getbuffer()
+    LENGTH.pack_into(frame, 0, len(frame) - LENGTH.size)
+    del frame
+    return out.getvalue()
+
+
+@functools.cache
+def _readers(api_key: int, version: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    schema = load_request_schema(api_key, version)
+    return entity_reader(schema.__header_schema__), entity_reader(schema)
