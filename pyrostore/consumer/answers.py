@@ -28,14 +28,7 @@ class Answers:
     def watermark_offsets(self, tp: TopicPartition, timeout: float | None, cached: bool) -> tuple[int, int]:
         """The lowest offset either side holds, and the end (Kafka's high watermark; the archive's next offset in
         archive-only mode)."""
-        extent = self._extent(tp)
-        if self._inner is not None:
-            if cached:
-                low, high = self._inner.client.get_watermark_offsets(tp, cached=True)
-            else:
-                low, high = self._inner.client.get_watermark_offsets(tp, timeout=timeout or KAFKA_TIMEOUT)
-            extent = replace(extent, kafka_low=low, kafka_high=high)
-        return watermarks(extent, self._mode)
+        return watermarks(self._both_sides(tp, timeout, cached), self._mode)
 
     def offsets_for_times(self, partitions: list[TopicPartition], timeout: float | None) -> list[TopicPartition]:
         """For each partition, the earliest offset whose timestamp (the ``offset`` field, in ms) is at or after
@@ -74,11 +67,18 @@ class Answers:
         return metadata
 
     def _resolve(self, tp: TopicPartition) -> int:
+        return resolve(tp.offset, self._both_sides(tp), self._mode, None, self._reset)
+
+    def _both_sides(self, tp: TopicPartition, timeout: float | None = None, cached: bool = False) -> Extent:
+        """What the archive holds of the partition, with Kafka's watermarks unless in archive-only mode."""
         extent = self._extent(tp)
-        if self._inner is not None:
-            low, high = self._inner.client.get_watermark_offsets(tp, timeout=KAFKA_TIMEOUT)
-            extent = replace(extent, kafka_low=low, kafka_high=high)
-        return resolve(tp.offset, extent, self._mode, None, self._reset)
+        if self._inner is None:
+            return extent
+        if cached:
+            low, high = self._inner.client.get_watermark_offsets(tp, cached=True)
+        else:
+            low, high = self._inner.client.get_watermark_offsets(tp, timeout=timeout or KAFKA_TIMEOUT)
+        return replace(extent, kafka_low=low, kafka_high=high)
 
     def _reader(self, tp: TopicPartition) -> PartitionArchive | None:
         try:
