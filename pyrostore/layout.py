@@ -6,7 +6,9 @@ zero-padded to 20 digits so listings come back in numeric order.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from urllib.parse import quote, unquote
 
 from pyrostore.errors import FormatError, InvalidTopicName
 
@@ -109,3 +111,34 @@ def topic_key(topic: str) -> str:
 def topics_prefix() -> str:
     """The folder of topic descriptors: one object per archived topic."""
     return f"{ROOT_PREFIX}topics/"
+
+
+_GROUP_FOLDER = "group="
+_GROUP_PART_MAX = 200  # encoded group ids longer than this are shortened with a digest (file name limits)
+
+
+def group_offsets_key(group: str) -> str:
+    """The key of a consumer group's committed offsets (``pyrostore serve``), outside the archived data.
+
+    Any string is a group id: it is percent-encoded (everything but ``A-Z a-z 0-9 _ -``), so ``/``, ``.`` and
+    ``..`` stay inside one key part; an encoding longer than 200 characters is cut and ends in ``~`` and a
+    SHA-256 of the id (the object itself names the group).
+    """
+    encoded = quote(group, safe="").replace(".", "%2E").replace("~", "%7E")
+    if len(encoded) > _GROUP_PART_MAX:
+        encoded = f"{encoded[:100]}~{hashlib.sha256(group.encode()).hexdigest()}"
+    return f"{groups_prefix()}{_GROUP_FOLDER}{encoded}/offsets.json"
+
+
+def groups_prefix() -> str:
+    """The folder of consumer groups' committed offsets."""
+    return f"{ROOT_PREFIX}groups/"
+
+
+def parse_group_offsets_key(key: str) -> str | None:
+    """The group id in a key from :func:`group_offsets_key`; None for a shortened one (read the object) or for
+    any other key."""
+    folder = key.removeprefix(groups_prefix()).removesuffix("/offsets.json")
+    if folder == key or "/" in folder or not folder.startswith(_GROUP_FOLDER) or "~" in folder:
+        return None
+    return unquote(folder.removeprefix(_GROUP_FOLDER))

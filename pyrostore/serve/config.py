@@ -59,6 +59,7 @@ class ServeConfig:
     refresh_interval: float = 0.5  # seconds: how stale a partition's newest commit may be at its end
     topics_interval: float = 10.0  # seconds: how stale the list of topics and partitions may be
     cache_bytes: int = 256 * 2**20  # built record batches kept for reuse
+    group_initial_rebalance_delay: float = 3.0  # seconds a new group waits for more members (Kafka's default)
 
     def __post_init__(self) -> None:
         if self.advertise is None and self.listen.host in _ANY:

@@ -14,12 +14,14 @@ from typing import Any
 from pyrostore.serve.cache import BatchCache
 from pyrostore.serve.catalog import Catalog
 from pyrostore.serve.config import Address, ServeConfig
+from pyrostore.serve.groups import Coordinator
 from pyrostore.serve.protocol import Request
 
 
 @dataclass
 class Broker:
-    """The one broker this server presents: its settings, node, topics, built batches, advertised versions."""
+    """The one broker this server presents: its settings, node, topics, built batches, group coordinator,
+    advertised versions."""
 
     config: ServeConfig
     catalog: Catalog
@@ -27,6 +29,7 @@ class Broker:
     node_id: int
     address: Address  # advertised to clients
     cluster_id: str
+    groups: Coordinator  # the coordinator of every consumer group
     versions: dict[int, tuple[int, int]] = field(default_factory=dict)  # API key: (min, max) advertised
 
 

@@ -22,6 +22,7 @@ from pyrostore.serve.catalog import Catalog
 from pyrostore.serve.config import Address, ServeConfig
 from pyrostore.serve.connection import Connection
 from pyrostore.serve.context import Broker
+from pyrostore.serve.groups import Coordinator, GroupOffsets, GroupSettings
 from pyrostore.serve.versions import advertised
 
 log = logging.getLogger("pyrostore.serve")
@@ -64,6 +65,10 @@ class Server:
             node_id=self.config.node_id,
             address=address,
             cluster_id=cluster_id(self.archive.store.url),
+            groups=Coordinator(
+                GroupSettings(initial_rebalance_delay=self.config.group_initial_rebalance_delay),
+                GroupOffsets(self.archive.store),
+            ),
             versions=advertised((api.key, api.versions) for api in APIS),
         )
         log.info(
@@ -92,7 +97,9 @@ class Server:
             self._connections.discard(task)
 
     async def close(self) -> None:
-        """Stop listening and close every connection."""
+        """Stop listening, stop the group coordinator's timers and close every connection."""
+        if self.broker is not None:
+            self.broker.groups.close()
         if self._server is not None:
             self._server.close()
         for task in list(self._connections):

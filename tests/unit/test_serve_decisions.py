@@ -122,7 +122,22 @@ def test_advertised_versions_are_what_both_the_handler_and_the_library_know():
 
 def test_the_advertised_table():
     table = advertised((api.key, api.versions) for api in APIS)
-    assert table == {0: (3, 13), 1: (4, 18), 2: (1, 11), 3: (0, 13), 18: (0, 4)}
+    assert table == {
+        0: (3, 13),
+        1: (4, 18),
+        2: (1, 11),
+        3: (0, 13),
+        8: (2, 10),
+        9: (1, 10),
+        10: (0, 6),
+        11: (0, 9),
+        12: (0, 4),
+        13: (0, 5),
+        14: (0, 5),
+        15: (0, 6),
+        16: (0, 5),
+        18: (0, 4),
+    }
     assert library_versions(99999) is None
 
 

@@ -279,7 +279,7 @@ def test_confluent_kafka_reads_the_archive(server):
             "group.id": "g",
             "enable.partition.eof": True,
             "auto.offset.reset": "error",
-            "enable.auto.commit": False,  # no group coordinator yet: close() would wait out the session timeout
+            "enable.auto.commit": False,
         }
     )
     consumer.assign([TopicPartition("t", 0, 16), TopicPartition("t", 1, -2)])  # inside a gap; the beginning
