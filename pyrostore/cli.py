@@ -414,6 +414,9 @@ def serve(
     max_request_bytes: Annotated[str, typer.Option(help="close connections sending larger requests")] = "100MiB",
     batch_bytes: Annotated[str, typer.Option(help="size of the record batches cut from segments")] = "1MiB",
     compression: Annotated[Compression, typer.Option(help="compression of served record batches")] = Compression.NONE,
+    group_initial_rebalance_delay: Annotated[
+        str, typer.Option(help="how long a new consumer group waits for more members before its first assignment")
+    ] = "3s",
     log_format: LogFormatOption = LogFormat.AUTO,
     store_option: StoreOptions = None,
 ) -> None:
@@ -432,6 +435,9 @@ def serve(
         max_request_bytes=parse_size(max_request_bytes, "--max-request-bytes"),
         batch_bytes=parse_size(batch_bytes, "--batch-bytes"),
         compression=compression,
+        group_initial_rebalance_delay=parse_duration(
+            group_initial_rebalance_delay, "--group-initial-rebalance-delay"
+        ).total_seconds(),
     )
     run(config, _stop_on_signals())
 
