@@ -138,6 +138,17 @@ def stable_group(*clients: str) -> tuple[Group, ManualTimers, dict[str, str]]:
     return group, timers, ids
 
 
+def assigning_pair() -> tuple[Group, ManualTimers, str, str]:
+    """A group of members a (the leader) and b, answered JoinGroup in generation 1, not synced yet."""
+    group, timers = new_group()
+    a, b = member_id_of(group, "a"), member_id_of(group, "b")
+    join(group, join_request(a, "a"))
+    join(group, join_request(b, "b"))
+    timers.advance(6)
+    assert group.state is GroupState.COMPLETING_REBALANCE and group.leader == a
+    return group, timers, a, b
+
+
 # The state machine.
 
 
@@ -244,11 +255,7 @@ def test_members_that_do_not_rejoin_within_the_rebalance_timeout_are_dropped():
 
 
 def test_a_member_that_never_sends_sync_group_is_removed_after_the_rebalance_timeout():
-    group, timers = new_group()
-    a, b = member_id_of(group, "a"), member_id_of(group, "b")
-    join(group, join_request(a, "a"))
-    join(group, join_request(b, "b"))
-    timers.advance(6)
+    group, timers, a, b = assigning_pair()
     leader = sync(group, a, 1, assignments={a: b"x", b: b"y"})
     assert leader.one.error is ErrorCode.none
     for _ in range(5):  # both heartbeat; b never syncs
@@ -286,11 +293,7 @@ def test_sync_group_errors():
 
 
 def test_a_rebalance_while_members_wait_in_sync_group_sends_them_back_to_join():
-    group, timers = new_group()
-    a, b = member_id_of(group, "a"), member_id_of(group, "b")
-    join(group, join_request(a, "a"))
-    join(group, join_request(b, "b"))
-    timers.advance(6)
+    group, _, a, b = assigning_pair()
     waiting = sync(group, b, 1)
     join(group, join_request(a, "a", protocols=(("range", b"new"),)))  # the leader changes its metadata
     assert waiting.one.error is ErrorCode.rebalance_in_progress
