@@ -7,11 +7,13 @@ once, and the answers Kafka gives to the same commits and questions, side by sid
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
@@ -21,9 +23,10 @@ from confluent_kafka.admin import AdminClient
 
 from e2e.stack.s3 import client as s3_client
 from pyrostore.layout import group_offsets_key, groups_prefix
+from pyrostore.serve.messages import make
 from tests.consumer_helpers import S3Archive, create_topic
 from tests.kafka_helpers import produce_numbered
-from tests.serve_helpers import ServeProcess, free_port
+from tests.serve_helpers import ServeProcess, call, free_port, request_type
 
 PARTITIONS = 4
 RECORDS = 400  # 100 a partition
@@ -225,12 +228,16 @@ def _simple_commits(bootstrap: str, group: str, topic: str) -> dict[str, object]
         ]
         done = consumer.commit(offsets=[TopicPartition(topic, 1, 42, metadata="kept")], asynchronous=False)
         outcome["commit"] = [(tp.partition, tp.offset, tp.error) for tp in done]
-        try:
-            consumer.commit(offsets=[TopicPartition(topic, 99, 1)], asynchronous=False)
-            outcome["commit to partition 99"] = "accepted"
-        except KafkaException as exc:
-            outcome["commit to partition 99"] = exc.args[0].code()
-        found = consumer.committed([TopicPartition(topic, p) for p in (1, 2)], timeout=30)
+        for name, target in (
+            ("partition 99", TopicPartition(topic, 99, 1)),
+            ("no topic", TopicPartition("nope", 0, 1)),
+        ):
+            try:
+                consumer.commit(offsets=[target], asynchronous=False)
+                outcome[f"commit to {name}"] = "accepted"
+            except KafkaException as exc:
+                outcome[f"commit to {name}"] = exc.args[0].code()
+        found = consumer.committed([TopicPartition(topic, p) for p in (1, 2, 99)], timeout=30)
         outcome["committed"] = [(tp.partition, tp.offset, tp.metadata, tp.error) for tp in found]
     finally:
         consumer.close()
@@ -243,7 +250,7 @@ def test_commits_and_committed_answer_as_kafka_does(served):
     from_kafka = _simple_commits(served.kafka, group, served.topic)
     assert through_server == from_kafka
     assert through_server["commit to partition 99"] == KafkaError.UNKNOWN_TOPIC_OR_PART
-    assert through_server["committed"] == [(1, 42, "kept", None), (2, -1001, None, None)]
+    assert through_server["committed"][:2] == [(1, 42, "kept", None), (2, -1001, None, None)]
 
 
 def _group_view(bootstrap: str, group: str) -> tuple:
@@ -305,3 +312,59 @@ def test_read_only_credentials_refuse_commits_with_an_error_clients_report(serve
     assert errors == [{KafkaError.GROUP_AUTHORIZATION_FAILED}] * 2
     assert [tp.offset for tp in found] == [-1001]
     assert server.log_text().count("the store refused committing offsets") == 1
+
+
+def _errors(bootstrap: str, topic: str) -> dict[str, object]:
+    """Raw answers to group requests Kafka checks before any group exists (kio's types over a socket)."""
+    host, port = bootstrap.rsplit(":", 1)
+    group = f"raw-{uuid.uuid4().hex[:8]}"
+    protocol = make(request_type(11, 9, "protocols"), name="range", metadata=b"")
+
+    def join(version: int, **changes: object) -> object:
+        values: dict[str, object] = dict(
+            group_id=group, session_timeout=timedelta(seconds=30), rebalance_timeout=timedelta(seconds=30),
+            member_id="", group_instance_id=None, protocol_type="consumer", protocols=(protocol,), reason=None,
+        )  # fmt: skip
+        values.update(changes)
+        return call(sock, 11, version, **values).error_code
+
+    def commit(version: int) -> object:
+        partition = make(
+            request_type(8, version, "topics", "partitions"), partition_index=0, committed_offset=1,
+            committed_leader_epoch=-1, committed_metadata="",
+        )  # fmt: skip
+        body = call(
+            sock, 8, version, group_id=group, generation_id_or_member_epoch=3, member_id="m", group_instance_id=None,
+            topics=(make(request_type(8, version, "topics"), name=topic, partitions=(partition,)),),
+        )  # fmt: skip
+        return body.topics[0].partitions[0].error_code
+
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        leave = make(request_type(13, 5, "members"), member_id="m", group_instance_id=None, reason=None)
+        left = call(sock, 13, 5, group_id=group, members=(leave,))
+        wanted = make(request_type(9, 7, "topics"), name=topic, partition_indexes=(0,))
+        fetched = call(sock, 9, 7, group_id=group, topics=(wanted,), require_stable=True)
+        return {
+            "join without a group id": join(9, group_id=""),
+            "join with a 1 s session": join(9, session_timeout=timedelta(seconds=1)),
+            "join of an unknown member": join(9, member_id="stranger"),
+            "first join, v4": join(4),
+            "heartbeat": call(sock, 12, 4, group_id=group, generation_id=1, member_id="m").error_code,
+            "sync": call(sock, 14, 5, group_id=group, generation_id=1, member_id="m", assignments=()).error_code,
+            "leave": (left.error_code, [m.error_code for m in left.members]),
+            "leave v2": call(sock, 13, 2, group_id=group, member_id="m").error_code,
+            "commit v9": commit(9),
+            "commit v8": commit(8),
+            "fetch": [(p.committed_offset, p.error_code) for p in fetched.topics[0].partitions] + [fetched.error_code],
+            **{
+                f"describe v{v}": [
+                    (g.error_code, g.group_state)
+                    for g in call(sock, 15, v, groups=("nobody",), include_authorized_operations=False).groups
+                ]
+                for v in (5, 6)
+            },
+        }
+
+
+def test_group_errors_answer_as_kafka_does(served):
+    assert _errors(served.server.bootstrap, served.topic) == _errors(served.kafka, served.topic)

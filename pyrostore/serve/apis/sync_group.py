@@ -1,7 +1,7 @@
 """SyncGroup (key 14): the leader hands over every member's assignment; each member gets its own.
 
 Assignments are opaque bytes relayed unchanged (the coordinator never reads them). v5 names the protocol type
-and name the member joined with; a mismatch is INCONSISTENT_GROUP_PROTOCOL.
+and name the member joined with; a mismatch, or either missing, is INCONSISTENT_GROUP_PROTOCOL.
 """
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from kio.schema.errors import ErrorCode
+
 from pyrostore.serve.context import Api, RequestContext
-from pyrostore.serve.groups.model import SyncRequest
+from pyrostore.serve.groups.model import SyncRequest, SyncResult
 from pyrostore.serve.messages import make, response_type
 
 KEY = 14
@@ -27,7 +29,10 @@ async def handle(ctx: RequestContext) -> Any:
         getattr(body, "protocol_name", None),
         {a.member_id: a.assignment for a in body.assignments},
     )
-    result = await ctx.broker.groups.sync(body.group_id, request)
+    if ctx.version >= 5 and (request.protocol_type is None or request.protocol_name is None):
+        result = SyncResult(ErrorCode.inconsistent_group_protocol)  # mandatory from v5 on, as Kafka checks first
+    else:
+        result = await ctx.broker.groups.sync(body.group_id, request)
     return make(
         response_type(KEY, ctx.version),
         throttle_time=timedelta(0),
