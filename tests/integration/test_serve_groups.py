@@ -368,3 +368,41 @@ def _errors(bootstrap: str, topic: str) -> dict[str, object]:
 
 def test_group_errors_answer_as_kafka_does(served):
     assert _errors(served.server.bootstrap, served.topic) == _errors(served.kafka, served.topic)
+
+
+def _static_restart(bootstrap: str, topic: str) -> dict[str, object]:
+    """Two static members (group.instance.id); one restarts: what each is assigned, and what s1 goes through."""
+    group = f"static-{uuid.uuid4().hex[:8]}"
+    events: list[tuple[str, list[int]]] = []
+
+    def static(name: str) -> Consumer:
+        return _member(bootstrap, group, name, **{"group.instance.id": name, "session.timeout.ms": 10000})
+
+    s1, s2 = static("s1"), static("s2")
+    s1.subscribe(
+        [topic],
+        on_assign=lambda _, parts: events.append(("assign", sorted(p.partition for p in parts))),
+        on_revoke=lambda _, parts: events.append(("revoke", sorted(p.partition for p in parts))),
+    )
+    s2.subscribe([topic])
+    seen: list[tuple[str, int, int]] = []
+    both = {"s1": s1, "s2": s2}
+    _poll_until(both, seen, lambda: all(len(_assigned(c)) == PARTITIONS // 2 for c in both.values()), "two statics")
+    before = (_assigned(s1), _assigned(s2))
+    settled = len(events)
+    s2.close()  # a static member leaves no LeaveGroup behind: its partitions wait for it
+    again = static("s2")
+    again.subscribe([topic])
+    _poll_until({"s1": s1, "s2": again}, seen, lambda: bool(_assigned(again)), "s2 restarted")
+    moment = time.monotonic() + 3  # long enough for a rebalance to show
+    _poll_until({"s1": s1, "s2": again}, seen, lambda: time.monotonic() > moment, "a moment")
+    after, s1_went_through = (_assigned(s1), _assigned(again)), events[settled:]
+    for consumer in (s1, again):
+        consumer.close()
+    return {"same partitions after the restart": before == after, "s1 after the restart": s1_went_through}
+
+
+def test_a_restarted_static_member_gets_its_partitions_back_without_a_rebalance(served):
+    through_server = _static_restart(served.server.bootstrap, served.topic)
+    assert through_server == {"same partitions after the restart": True, "s1 after the restart": []}
+    assert through_server == _static_restart(served.kafka, served.topic)
