@@ -1,8 +1,8 @@
 """What a request handler gets: the broker's shared state and the request with where it came from.
 
 Handlers are ``async def handle(ctx) -> response``, one module per API, each declaring its key and the
-versions it answers (:class:`Api`). State shared across connections lives on :class:`Broker`; a group
-coordinator, say, becomes one more attribute there, and its APIs more :class:`Api` entries.
+versions it answers (:class:`Api`). State shared across connections lives on :class:`Broker` (the catalog, built
+batches, the group coordinator).
 """
 
 from __future__ import annotations
