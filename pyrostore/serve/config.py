@@ -52,6 +52,8 @@ class ServeConfig:
     listen: Address = Address("127.0.0.1", DEFAULT_PORT)
     advertise: Address | None = None
     topics: tuple[str, ...] = ()
+    bootstrap_servers: str | None = None  # live Kafka, served past the archive's end
+    kafka_properties: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold credentials
     max_request_bytes: int = MAX_REQUEST_BYTES
     batch_bytes: int = BATCH_BYTES
     compression: Compression = Compression.NONE

@@ -59,6 +59,8 @@ class Connection:
             self.writer.close()
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
+            if self.broker.live is not None:
+                await self.broker.live.release(self.number)
 
     async def _read(self, pending: asyncio.Queue[asyncio.Task[bytes] | None]) -> None:
         maximum = self.broker.config.max_request_bytes

@@ -14,6 +14,7 @@ from typing import Any
 from pyrostore.serve.cache import BatchCache
 from pyrostore.serve.catalog import Catalog
 from pyrostore.serve.config import Address, ServeConfig
+from pyrostore.serve.live import LiveCluster
 from pyrostore.serve.protocol import Request
 
 
@@ -28,6 +29,7 @@ class Broker:
     address: Address  # advertised to clients
     cluster_id: str
     versions: dict[int, tuple[int, int]] = field(default_factory=dict)  # API key: (min, max) advertised
+    live: LiveCluster | None = None  # live Kafka past the archive's end (--bootstrap-servers)
 
 
 @dataclass(frozen=True)
