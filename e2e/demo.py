@@ -4,8 +4,8 @@ Starts real servers (built and cached on first run), creates a topic and produce
 into S3 (MinIO) with the archiver, and shows the archive with ``pyrostore ls``, ``cat`` and ``verify``. Then
 deletes the head of the topic from Kafka, produces a live tail, and reads the whole topic from offset 0 with
 ``pyrostore.Consumer`` (history from the archive, the tail from Kafka); replays a range of the archived history
-into a new topic with ``pyrostore replay``; and ends by reading the topic's history through ``pyrostore serve``
-with an unmodified Kafka client, Debian's ``kcat``.
+into a new topic with ``pyrostore replay``; and ends by reading the whole topic through ``pyrostore serve`` with
+an unmodified Kafka client, Debian's ``kcat``: the archived history (head deleted from Kafka) and the live tail.
 """
 
 from __future__ import annotations
@@ -333,13 +333,13 @@ def run(workdir: Path) -> None:
         check(replayed == expected, f"{REPLAY_TOPIC} does not hold offsets {REPLAY_FROM}..{REPLAY_TO - 1}")
         console.print(f"[green]offsets {REPLAY_FROM}..{REPLAY_TO - 1} of every partition replayed, as archived[/]")
 
-        step("9. Read the history through pyrostore serve with kcat, a plain Kafka client")
-        history = {p: records[: archived[p]] for p, records in sent.items()}  # the archive: no live tail yet
-        with serving(url, s3, flags, workdir / "serve.log") as served:
-            read_with_kcat(served, history)
+        step("9. Read the whole topic through pyrostore serve with kcat, a plain Kafka client")
+        serve_flags = [*flags, "--bootstrap-servers", kafka.bootstrap]  # past the archive: live Kafka
+        with serving(url, s3, serve_flags, workdir / "serve.log") as served:
+            read_with_kcat(served, sent)
         console.print(
-            f"[green]kcat read the {RECORDS} archived records of the {RECORDS + TAIL} produced, the"
-            f" {sum(lows.values())} deleted from Kafka included[/]"
+            f"[green]kcat read all {RECORDS + TAIL} records: {RECORDS} from the archive, the"
+            f" {sum(lows.values())} deleted from Kafka included, and the live tail of {TAIL} from Kafka[/]"
         )
     finally:
         stack.stop()

@@ -29,6 +29,7 @@ from pyrostore.serve.decisions import EARLIEST, LATEST
 log = logging.getLogger("pyrostore.serve")
 T = TypeVar("T")
 RETRY_INTERVAL = 1.0  # seconds between attempts to reach an unreachable cluster
+METADATA_ATTEMPTS = 3  # metadata requests to learn of a topic Kafka may not know
 _FAILURES = (KafkaError, OSError, asyncio.TimeoutError)
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its connection errors repeat ours, once per attempt
 
@@ -126,10 +127,6 @@ class LiveCluster:
         if link is not None:
             await link.close()
 
-    def cached_extent(self, topic: str, partition: int) -> KafkaExtent | None:
-        """The last extent seen of a partition, however old."""
-        return self._extents.get((topic, partition))
-
     async def extent(self, topic: str, partition: int, max_age: float) -> KafkaExtent | None:
         """What Kafka holds of a partition, no older than ``max_age`` seconds (every partition of the topic is
         asked at once); None when Kafka cannot be asked or does not know the partition."""
@@ -172,7 +169,7 @@ class LiveCluster:
             self._went_down("cannot reach it")
             return None
         try:
-            await client.add_topic(topic)
+            await _learn(client, topic)
             answer = await ask(client)
         except _FAILURES as exc:
             self._went_down(str(exc) or type(exc).__name__)
@@ -224,7 +221,7 @@ class LiveCluster:
             return None
         try:
             for topic in {w.topic for w in wanted}:
-                await client.add_topic(topic)
+                await _learn(client, topic)
             by_leader: dict[int, dict[str, list[tuple[int, int, int]]]] = {}
             for w in wanted:
                 leader = client.cluster.leader_for_partition(TopicPartition(w.topic, w.partition))
@@ -261,6 +258,16 @@ class LiveCluster:
         if self._down_since is not None:
             log.info("live Kafka at %s answers again after %.0f s", self.bootstrap, time.monotonic() - self._down_since)
             self._down_since = None
+
+
+async def _learn(client: AIOKafkaClient, topic: str) -> None:
+    """Have the client know ``topic``'s partitions and leaders. ``add_topic`` alone can return with a metadata
+    update that was already under way for other topics (several topics being learnt at once): ask again."""
+    await client.add_topic(topic)
+    for _ in range(METADATA_ATTEMPTS):
+        if client.cluster.partitions_for_topic(topic) is not None:
+            return
+        await client.force_metadata_update()
 
 
 def _partition(row: tuple[Any, ...]) -> LivePartition:

@@ -1,10 +1,7 @@
-"""``pyrostore serve`` read by two more real clients, each run as a user runs it: Debian's kcat (its own,
-older librdkafka) and Kafka's Java console consumer. Each client reads topics holding every edge case from Kafka;
-the topics are archived; the same client then reads them through the server and must print the same.
-
-Where the expected output comes from and which server is read are parameters (:class:`Setup`), so the same
-checks can later compare a server whose archive's head is gone from Kafka, with the live tail, against what the
-clients read from Kafka before the head was deleted.
+"""``pyrostore serve`` read by real clients, each run as a user runs it: Debian's kcat (its own, older
+librdkafka), Kafka's Java console consumer and ``confluent_kafka.Consumer``. Topics holding every edge case are
+archived, then get a live tail; each client reads them from Kafka; Kafka deletes the archived head; the same client
+then reads them through the server (``--bootstrap-servers``: the archive, then Kafka) and must print the same.
 """
 
 from __future__ import annotations
@@ -15,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from e2e.stack import clients
-from tests.consumer_helpers import S3Archive, create_topic
-from tests.kafka_helpers import COMPACTED, fill_compacted, kafka_rows, wait_for
+from tests.consumer_helpers import S3Archive, create_topic, delete_head
+from tests.kafka_helpers import COMPACTED, EDGE_HEADERS, fill_compacted, kafka_rows, wait_for
 from tests.served_topics import BIG, BIG_TOPIC, archive_all, fill_appended, fill_edge, serve_archive
 
 Lines = dict[str, list[str]]  # topic -> what a client printed, one line per record, by partition and offset
@@ -28,19 +26,21 @@ Lines = dict[str, list[str]]  # topic -> what a client printed, one line per rec
 class Reading:
     """A client and the isolation level it reads with (``default``: what the client does unless told)."""
 
-    client: str  # "kcat" or "console"
+    client: str  # "kcat", "console" or "confluent"
     isolation: str  # "default", "read_committed" or "read_uncommitted"
 
     @property
     def committed(self) -> bool:
-        """Whether it reads committed records only (kcat's librdkafka defaults to it, Java does not)."""
-        return self.isolation == "read_committed" or (self.isolation == "default" and self.client == "kcat")
+        """Whether it reads committed records only (librdkafka defaults to it, Java does not)."""
+        return self.isolation == "read_committed" or (self.isolation == "default" and self.client != "console")
 
     def read(self, bootstrap: str, topic: str, partitions: int) -> list[str]:
         """What the client prints reading every partition of ``topic`` at ``bootstrap`` from the beginning."""
         level = None if self.isolation == "default" else self.isolation
         if self.client == "kcat":
             return clients.kcat_consume(bootstrap, topic, {"isolation.level": level} if level else None)
+        if self.client == "confluent":
+            return _confluent_lines(bootstrap, topic, partitions, level)
         return clients.console_consume(bootstrap, topic, partitions, isolation_level=level)
 
     def read_all(self, bootstrap: str, partitions: dict[str, int]) -> Lines:
@@ -55,7 +55,35 @@ READINGS = [
     Reading("kcat", "read_uncommitted"),
     Reading("console", "default"),
     Reading("console", "read_committed"),
+    Reading("confluent", "default"),
 ]
+
+
+def _confluent_lines(bootstrap: str, topic: str, partitions: int, isolation: str | None) -> list[str]:
+    """Every record of ``topic`` as a plain ``confluent_kafka.Consumer`` assigned at the beginning gets it, one line
+    each: partition, offset, timestamp type and timestamp, key, value, headers, sorted."""
+    settings = {
+        "bootstrap.servers": bootstrap,
+        "group.id": "lines",
+        "enable.partition.eof": True,
+        "enable.auto.commit": False,
+    }
+    consumer = Consumer({**settings, **({"isolation.level": isolation} if isolation else {})})
+    consumer.assign([TopicPartition(topic, p, -2) for p in range(partitions)])  # -2: OFFSET_BEGINNING
+    lines, ended = [], set()
+    try:
+        while len(ended) < partitions:
+            message = consumer.poll(30)
+            assert message is not None, f"no end of {topic} from {bootstrap} within 30 s"
+            if message.error():
+                ended.add(message.partition())
+                continue
+            kind, stamp = message.timestamp()
+            shown = (clients.show(message.key()), clients.show(message.value()), repr(message.headers()))
+            lines.append((message.partition(), message.offset(), f"{kind}:{stamp}", *shown))
+    finally:
+        consumer.close()
+    return ["\t".join(map(str, line)) for line in sorted(lines)]
 
 
 @dataclass
@@ -100,9 +128,22 @@ def _settled(bootstrap: str, topic: str) -> None:
     wait_for(unchanged, timeout=60, what=f"Kafka's log cleaner to leave {topic} alone", interval=1.5)
 
 
+def _produce_tail(bootstrap: str, setup: Setup) -> None:
+    """A few records after the archived ones, Kafka's only, in every partition but the compacted topic's (its
+    log cleaner would then run again and change what Kafka holds of the archived part)."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for topic in (setup.edge, setup.appended):
+        partitions = setup.partitions[topic]
+        for i in range(12):
+            producer.produce(topic, b"tail %d" % i, b"tail-%d" % i, partition=i % partitions, headers=EDGE_HEADERS)
+    assert producer.flush(30) == 0
+
+
 @pytest.fixture(scope="module")
 def archived(kafka, s3_server, tmp_path_factory) -> tuple[Setup, S3Archive, Path]:
-    """The topics filled in Kafka, read there by every reading, then archived into MinIO."""
+    """The topics filled in Kafka and archived into MinIO, then a live tail produced; every reading of it all from
+    Kafka; then the archived head deleted from Kafka (but for the compacted topic: Kafka refuses to delete records
+    of a topic that is compacted only)."""
     # Both clients must be there before anything is produced: a missing one fails here, naming its build log.
     clients.kcat_folder()
     clients.kafka_tools()
@@ -116,18 +157,22 @@ def archived(kafka, s3_server, tmp_path_factory) -> tuple[Setup, S3Archive, Path
     fill_compacted(bootstrap, compacted)
     _settled(bootstrap, compacted)
     setup = Setup(edge, appended, compacted, {edge: 2, appended: 1, compacted: 1}, {})
-    setup.expected = expected_outputs(bootstrap, setup)
     archive = S3Archive(s3_server)
-    archive_all(archive, bootstrap, setup.partitions, logs)
+    rows = archive_all(archive, bootstrap, setup.partitions, logs)
+    _produce_tail(bootstrap, setup)
+    setup.expected = expected_outputs(bootstrap, setup)
+    for topic in (edge, appended):
+        delete_head(bootstrap, topic, {p: kept[-1][0] + 1 for p, kept in rows[topic].items()})
     return setup, archive, logs
 
 
 @pytest.fixture(scope="module", params=["default", "4KiB"], ids=lambda size: f"batches-{size}")
-def setup(archived, s3_server, request) -> Iterator[Setup]:
+def setup(archived, kafka, s3_server, request) -> Iterator[Setup]:
     """:func:`archived` served by ``pyrostore serve`` with its default batches, or small ones (fetches then start
     inside batches and cross many of them)."""
     topics, archive, logs = archived
-    extra = () if request.param == "default" else ("--batch-bytes", request.param)
+    extra = ("--bootstrap-servers", kafka.bootstrap)
+    extra += () if request.param == "default" else ("--batch-bytes", request.param)
     server = serve_archive(archive, s3_server, logs / f"serve-{request.param}.log", *extra)
     try:
         yield Setup(**{**topics.__dict__, "served": server.bootstrap})
@@ -138,6 +183,8 @@ def setup(archived, s3_server, request) -> Iterator[Setup]:
 def test_the_edge_cases_are_there(archived):
     setup = archived[0]
     for reading, lines in setup.expected.items():
+        if reading.client == "confluent":
+            continue  # prints keys and values its own way
         edge = lines[setup.edge]
         assert any("key=NULL" in line for line in edge) and any("key=b''" in line for line in edge), reading
         assert any("value=NULL" in line for line in edge) and any("value=b''" in line for line in edge), reading

@@ -37,7 +37,6 @@ from pyrostore.serve.messages import item_type, make, response_type
 
 KEY = 1
 STALE_MIDDLE = 5.0  # seconds a snapshot may be old while the fetch offset is below its end
-STALE_EXTENT = 10.0  # seconds Kafka's extent may be old when deciding where an offset is (its start only grows)
 log = logging.getLogger("pyrostore.serve")
 
 
@@ -119,9 +118,9 @@ async def _from_archive(broker: Broker, want: Wanted, budget: Budget) -> Partiti
         at_end = last is None or want.offset >= last.next_offset
         max_age = broker.config.refresh_interval if at_end else STALE_MIDDLE
         snapshot = await catalog.snapshot(served.name, want.partition, max_age)
-        kafka = live.cached_extent(served.name, want.partition) if live else None
-        if live and not snapshot.start <= want.offset < snapshot.next_offset:
-            kafka = await live.extent(served.name, want.partition, STALE_EXTENT)
+        # Kafka's high watermark goes with archived records too: a client reaching the archive's end must not
+        # take it for the partition's end (librdkafka reports end-of-partition at the high watermark).
+        kafka = await live.extent(served.name, want.partition, broker.config.refresh_interval) if live else None
         extent = (kafka.low, kafka.high) if kafka else None
         position = fetch_position(want.offset, snapshot.start, snapshot.next_offset, extent)
         result = PartitionResult(snapshot=snapshot, kafka=kafka)
