@@ -15,6 +15,7 @@ from pyrostore.serve.cache import BatchCache
 from pyrostore.serve.catalog import Catalog
 from pyrostore.serve.config import Address, ServeConfig
 from pyrostore.serve.live import LiveCluster
+from pyrostore.serve.metrics import ServeMetrics
 from pyrostore.serve.protocol import Request
 
 
@@ -30,6 +31,7 @@ class Broker:
     cluster_id: str
     versions: dict[int, tuple[int, int]] = field(default_factory=dict)  # API key: (min, max) advertised
     live: LiveCluster | None = None  # live Kafka past the archive's end (--bootstrap-servers)
+    metrics: ServeMetrics = field(default_factory=ServeMetrics)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from pyrostore.serve.connection import Connection
 from pyrostore.serve.context import Broker
 from pyrostore.serve.kafka_options import client_options
 from pyrostore.serve.live import LiveCluster
+from pyrostore.serve.metrics import ServeMetrics
 from pyrostore.serve.versions import advertised
 
 log = logging.getLogger("pyrostore.serve")
@@ -48,6 +49,7 @@ class Server:
             if config.bootstrap_servers
             else None
         )
+        self.metrics = ServeMetrics()
         self.broker: Broker | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task] = set()
@@ -65,6 +67,8 @@ class Server:
         except OSError as exc:
             raise ListenFailed(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
         port = self._server.sockets[0].getsockname()[1]
+        if self.config.metrics_port is not None:
+            self.metrics.expose(self.config.metrics_port)
         address = self.config.advertised(port)
         self.broker = Broker(
             config=self.config,
@@ -75,6 +79,7 @@ class Server:
             cluster_id=cluster_id(self.archive.store.url),
             versions=advertised((api.key, api.versions) for api in APIS),
             live=self.live,
+            metrics=self.metrics,
         )
         log.info(
             "serving %s from %s%s on %s as node %d at %s",
@@ -116,6 +121,7 @@ class Server:
                 await asyncio.wait_for(self._server.wait_closed(), 5)
         if self.live is not None:
             await self.live.close()
+        self.metrics.close()
 
 
 def run(config: ServeConfig, stop: threading.Event) -> None:

@@ -9,6 +9,7 @@ stopped the archive is still served.
 from __future__ import annotations
 
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,21 +17,35 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.stack import ServerFailed, Stack
 from tests.consumer_helpers import S3Archive, create_topic, delete_head
 from tests.kafka_helpers import kafka_rows, produce_numbered, wait_for
 from tests.serve_helpers import ServeProcess, free_port
 
+NO_COMMIT = {"enable.auto.commit": False}  # readers that assign: nothing to commit on close
 
-def _serve(archive: S3Archive, bootstrap: str, log: Path) -> ServeProcess:
+
+def _serve(archive: S3Archive, bootstrap: str, log: Path, *more: str) -> ServeProcess:
     env = {
         "AWS_ACCESS_KEY_ID": archive.server.access_key,
         "AWS_SECRET_ACCESS_KEY": archive.server.secret_key,
         "AWS_REGION": archive.server.region,
     }
     extra = ("-o", f"endpoint_url={archive.server.endpoint}", "--batch-bytes", "4KiB", "--bootstrap-servers", bootstrap)
-    return ServeProcess(archive.url, free_port(), log, *extra, env=env).start()
+    return ServeProcess(archive.url, free_port(), log, *extra, *more, env=env).start()
+
+
+def _metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The server's Prometheus samples: (name, sorted labels) -> value."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def _transactions(bootstrap: str, topic: str, partition: int) -> None:
@@ -91,17 +106,29 @@ def test_history_and_live_tail_read_as_one_after_kafka_deleted_the_head(kafka, s
     uncommitted_tail = {p: _read(bootstrap, topic, p, archived_next[p], "read_uncommitted") for p in range(partitions)}
     delete_head(bootstrap, topic, {p: archived_next[p] - 20 for p in range(partitions)})
 
-    server = _serve(archive, bootstrap, tmp_path / "serve.log")
+    metrics_port = free_port()
+    server = _serve(archive, bootstrap, tmp_path / "serve.log", "--metrics-port", str(metrics_port))
     try:
         assert kafka_rows(server.bootstrap, topic, partitions) == expected
+        samples = _metrics(metrics_port)
+        served = {
+            source: samples[("pyrostore_serve_records_total", (("source", source),))] for source in ("archive", "kafka")
+        }
+        # Whole batches are counted, the records below a fetch offset in the batch holding it included.
+        assert served["archive"] >= sum(len(history[p]) for p in range(partitions))
+        assert served["kafka"] >= sum(len(expected[p]) - len(history[p]) for p in range(partitions))
+        assert samples[("pyrostore_serve_bytes_total", (("source", "kafka"),))] > 0
+        assert samples[("pyrostore_serve_fetch_seconds_count", ())] > 0
+        assert any(name == "pyrostore_serve_requests_total" and ("api", "Fetch") in labels for name, labels in samples)
+        assert samples[("pyrostore_serve_connections_accepted_total", ())] >= 1
         for p in range(partitions):
             # Past the archive, Kafka's batches and aborted-transaction lists pass through: a read_uncommitted
             # reader sees the aborted records as it does on Kafka.
             assert _read(server.bootstrap, topic, p, archived_next[p], "read_uncommitted") == uncommitted_tail[p]
         assert any(value.startswith(b"abort") for _, _, value in uncommitted_tail[0])  # the tail's transactions
 
-        watcher = Consumer({"bootstrap.servers": server.bootstrap, "group.id": f"w-{uuid.uuid4().hex}"})
-        direct = Consumer({"bootstrap.servers": bootstrap, "group.id": f"w-{uuid.uuid4().hex}"})
+        watcher = Consumer({"bootstrap.servers": server.bootstrap, "group.id": f"w-{uuid.uuid4().hex}", **NO_COMMIT})
+        direct = Consumer({"bootstrap.servers": bootstrap, "group.id": f"w-{uuid.uuid4().hex}", **NO_COMMIT})
         for p in range(partitions):
             tp = TopicPartition(topic, p)
             low, high = watcher.get_watermark_offsets(tp, timeout=10)
@@ -144,7 +171,7 @@ def test_offsets_neither_side_holds_are_out_of_range_and_logged(kafka, s3_server
 
     def first_event(where: str, offset: int) -> tuple[int | None, int | None]:
         consumer = Consumer(
-            {"bootstrap.servers": where, "group.id": f"h-{uuid.uuid4().hex}", "auto.offset.reset": "error"}
+            {"bootstrap.servers": where, "group.id": f"h-{uuid.uuid4().hex}", "auto.offset.reset": "error", **NO_COMMIT}
         )
         consumer.assign([TopicPartition(topic, 0, offset)])
         deadline = time.monotonic() + 30
@@ -158,7 +185,8 @@ def test_offsets_neither_side_holds_are_out_of_range_and_logged(kafka, s3_server
             consumer.close()
         raise AssertionError(f"nothing from {where} within 30 s")
 
-    server = _serve(archive, bootstrap, tmp_path / "serve.log")
+    metrics_port = free_port()
+    server = _serve(archive, bootstrap, tmp_path / "serve.log", "--metrics-port", str(metrics_port))
     try:
         on_kafka = first_event(bootstrap, 60)
         assert on_kafka[0] == KafkaError._AUTO_OFFSET_RESET
@@ -170,6 +198,8 @@ def test_offsets_neither_side_holds_are_out_of_range_and_logged(kafka, s3_server
             timeout=10,
             what="the hole to be logged with its range",
         )
+        holes = _metrics(metrics_port)[("pyrostore_serve_holes_total", (("partition", "0"), ("topic", topic)))]
+        assert holes >= 1
     finally:
         assert server.stop() == 0, server.log_text()[-2000:]
 
@@ -199,7 +229,7 @@ def test_with_kafka_stopped_the_archive_is_still_served_then_the_tail_after_it_r
     server = _serve(archive, kafka.bootstrap, tmp_path / "serve.log")
     try:
         assert kafka_rows(server.bootstrap, topic, partitions) == history
-        consumer = Consumer({"bootstrap.servers": server.bootstrap, "group.id": f"w-{uuid.uuid4().hex}"})
+        consumer = Consumer({"bootstrap.servers": server.bootstrap, "group.id": f"w-{uuid.uuid4().hex}", **NO_COMMIT})
         assert consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 100)
         consumer.close()
 

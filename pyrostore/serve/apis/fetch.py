@@ -135,6 +135,7 @@ async def _from_archive(broker: Broker, want: Wanted, budget: Budget) -> Partiti
             result.from_kafka = True
         elif position is Position.HOLE:
             _hole(served.name, want.partition, want.offset, result)
+            broker.metrics.holes.labels(served.name, str(want.partition)).inc()
             result.error = ErrorCode.offset_out_of_range
         elif position is Position.OUT_OF_RANGE:
             result.error = ErrorCode.offset_out_of_range
@@ -211,6 +212,7 @@ def wanted_partitions(ctx: RequestContext) -> list[Wanted]:
 async def handle(ctx: RequestContext) -> Any:
     """Records for each requested partition, waiting for ``min_bytes`` up to ``max_wait``."""
     broker, body = ctx.broker, ctx.body
+    started = time.monotonic()
     await broker.catalog.topics()
     wanted = wanted_partitions(ctx)
     isolation = getattr(body, "isolation_level", 0)
@@ -226,6 +228,9 @@ async def handle(ctx: RequestContext) -> Any:
         if failed or ready >= body.min_bytes or remaining <= 0:
             break
         await asyncio.sleep(min(broker.config.refresh_interval, remaining))
+    for result in results:
+        broker.metrics.served("kafka" if result.live else "archive", result.batches)
+    broker.metrics.fetch_seconds.observe(time.monotonic() - started)
     return response(ctx, wanted, results)
 
 
