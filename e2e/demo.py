@@ -3,17 +3,21 @@
 Starts real servers (built and cached on first run), creates a topic and produces records, archives the topic
 into S3 (MinIO) with the archiver, and shows the archive with ``pyrostore ls``, ``cat`` and ``verify``. Then
 deletes the head of the topic from Kafka, produces a live tail, and reads the whole topic from offset 0 with
-``pyrostore.Consumer`` (history from the archive, the tail from Kafka); and ends by replaying a range of the
-archived history into a new topic with ``pyrostore replay``.
+``pyrostore.Consumer`` (history from the archive, the tail from Kafka); replays a range of the archived history
+into a new topic with ``pyrostore replay``; and ends by reading the whole topic through ``pyrostore serve`` with
+an unmodified Kafka client, Debian's ``kcat``: the archived history (head deleted from Kafka) and the live tail.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -22,7 +26,8 @@ from rich.console import Console
 from rich.table import Table
 
 import pyrostore as pyrostore_package
-from e2e.stack import ServerFailed, Stack
+from e2e.stack import ServerFailed, Stack, clients
+from e2e.stack.process import free_port
 
 console = Console()
 TOPIC = "demo-orders"
@@ -209,6 +214,59 @@ def archive(bootstrap: str, s3, url: str, flags: list[str]) -> None:
     console.print(f"[green]archived all {RECORDS} records into {url} in {time.monotonic() - started:.1f}s[/]")
 
 
+@contextmanager
+def serving(url: str, s3, flags: list[str], log: Path) -> Iterator[str]:
+    """Run ``pyrostore serve`` over the archive at ``url`` (``flags``: store options, and any other serve option)
+    for the ``with``; yield the address clients bootstrap from."""
+    address = f"127.0.0.1:{free_port()}"
+    command = ["serve", "--store", url, "--listen", address, *flags]
+    console.print(f"[dim]$ pyrostore {' '.join(command)}[/]", highlight=False)
+    with open(log, "ab") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "pyrostore", *command, "--log-format", "text"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **s3_environment(s3)},
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            check(server.poll() is None, f"pyrostore serve exited; see {log}")
+            check(time.monotonic() < deadline, f"pyrostore serve did not listen within 30 s; see {log}")
+            try:
+                socket.create_connection(("127.0.0.1", int(address.rsplit(":", 1)[1])), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield address
+    finally:
+        server.terminate()
+        check(server.wait(30) == 0, f"pyrostore serve did not stop cleanly; see {log}")
+
+
+def read_with_kcat(bootstrap: str, expected: Sent) -> None:
+    """Read the topic from the beginning to its end with kcat (``-C -o beginning -e``); show a few records and
+    each partition's count, and check it printed exactly the ``expected`` records, in order."""
+    console.print(f"[dim]$ kcat -C -b {bootstrap} -t {TOPIC} -o beginning -e -f ...[/]", highlight=False)
+    lines = clients.kcat_consume(bootstrap, TOPIC)
+    for line in lines[:3]:
+        console.print(line.replace("\t", "  "), highlight=False, markup=False, soft_wrap=True)
+    console.print("...")
+    table = Table("partition", "records read with kcat", "first offset", "last offset")
+    for partition in sorted(expected):
+        offsets = [int(line.split("\t")[1]) for line in lines if line.startswith(f"{partition}\t")]
+        table.add_row(str(partition), str(len(offsets)), str(offsets[0]), str(offsets[-1]))
+    console.print(table)
+    wanted = [
+        (str(p), str(offset), f"key={clients.show(key)}", f"value={clients.show(value)}")
+        for p in sorted(expected)
+        for offset, (key, value) in enumerate(expected[p])
+    ]
+    got = [(f[0], f[1], f[3], f[4]) for f in (line.split("\t") for line in lines)]
+    check(len(got) == len(wanted), f"kcat read {len(got)} records through pyrostore serve, expected {len(wanted)}")
+    check(got == wanted, "kcat read other records through pyrostore serve than were produced")
+
+
 def run(workdir: Path) -> None:
     """Run every step of the demo against a stack under ``workdir``."""
     stack = Stack(workdir)
@@ -274,6 +332,15 @@ def run(workdir: Path) -> None:
         expected = {p: records[REPLAY_FROM:REPLAY_TO] for p, records in sent.items()}
         check(replayed == expected, f"{REPLAY_TOPIC} does not hold offsets {REPLAY_FROM}..{REPLAY_TO - 1}")
         console.print(f"[green]offsets {REPLAY_FROM}..{REPLAY_TO - 1} of every partition replayed, as archived[/]")
+
+        step("9. Read the whole topic through pyrostore serve with kcat, a plain Kafka client")
+        serve_flags = [*flags, "--bootstrap-servers", kafka.bootstrap]  # past the archive: live Kafka
+        with serving(url, s3, serve_flags, workdir / "serve.log") as served:
+            read_with_kcat(served, sent)
+        console.print(
+            f"[green]kcat read all {RECORDS + TAIL} records: {RECORDS} from the archive, the"
+            f" {sum(lows.values())} deleted from Kafka included, and the live tail of {TAIL} from Kafka[/]"
+        )
     finally:
         stack.stop()
 

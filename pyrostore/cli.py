@@ -404,6 +404,10 @@ def replay(
 @app.command("serve")
 def serve(
     store: Annotated[str, typer.Option("--store", help="archive URL: folder, s3://, gs://")],
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option("--bootstrap-servers", "-b", help="live Kafka HOST:PORT[,...], served past the archive's end"),
+    ] = None,
     listen: Annotated[str, typer.Option(help="HOST:PORT to listen on (port 0: any free port)")] = "127.0.0.1:9092",
     advertise: Annotated[
         str | None, typer.Option(help="HOST:PORT clients are told to connect to (default: the listen address)")
@@ -417,18 +421,31 @@ def serve(
     group_initial_rebalance_delay: Annotated[
         str, typer.Option(help="how long a new consumer group waits for more members before its first assignment")
     ] = "3s",
+    metrics_port: Annotated[int | None, typer.Option(help="serve Prometheus metrics on this port")] = None,
     log_format: LogFormatOption = LogFormat.AUTO,
+    x: KafkaProperties = None,
+    kafka_properties_file: KafkaPropertiesFile = None,
     store_option: StoreOptions = None,
 ) -> None:
-    """Serve archived topics over the Kafka protocol (read-only) until SIGTERM, for any Kafka client."""
+    """Serve archived topics over the Kafka protocol (read-only) until SIGTERM, for any Kafka client: the whole
+    history, from the archive and, with --bootstrap-servers, live Kafka past its end."""
     from pyrostore.serve import ServeConfig, parse_address, run
+    from pyrostore.serve.kafka_options import client_options
 
     configure_logs(log_format)
     options = store_options(store_option, interactive=False)
     options.setdefault("retry_deadline", SERVE_RETRY_DEADLINE)  # a fetch gives up before the client does
+    properties = kafka_properties(x, kafka_properties_file)
+    if properties and not bootstrap_servers:
+        raise InvalidSetting("Kafka properties (-X, --kafka-properties) need --bootstrap-servers")
+    if bootstrap_servers:
+        client_options(properties, bootstrap_servers)  # refuses unknown properties and unreadable TLS files now
     config = ServeConfig(
         store_url=store,
         store_options=options,
+        bootstrap_servers=bootstrap_servers,
+        kafka_properties=properties,
+        metrics_port=metrics_port,
         listen=parse_address(listen, "--listen"),
         advertise=parse_address(advertise, "--advertise") if advertise is not None else None,
         topics=tuple(check_topic(t) for t in topic or ()),

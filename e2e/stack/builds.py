@@ -1,24 +1,25 @@
-"""Fetch and build the stack's servers once, into a user-level cache keyed by version.
+"""Fetch and build the stack's servers and test clients once, into a user-level cache keyed by version.
 
-Every server is built from a package registry (Go module proxy, Maven Central, PyPI), never from a prebuilt
-download. Results land in ``$PYROSTORE_CACHE`` (default ``~/.cache/pyrostore``) so that a fresh clone reuses
-them; Go's own module and build caches stay at their user-level defaults.
+Everything is built from a package registry (Go module proxy, Maven Central, Debian's archive, PyPI), never from
+a prebuilt download. Results land in ``$PYROSTORE_CACHE`` (default ``~/.cache/pyrostore``, see
+:mod:`e2e.stack.cache`) so that a fresh clone reuses them; Go's own module and build caches and Maven's ``~/.m2``
+stay at their user-level defaults.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+
+from e2e.stack import debian
+from e2e.stack.cache import BuildError, cache_root, locked, log_for, maven_libs, run_step
+
+__all__ = ["BUILDERS", "BuildError", "cache_root", "main"]
 
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.5.35"
@@ -31,51 +32,8 @@ HELM_VERSION = "v3.21.4"
 KUBECONFORM_VERSION = "v0.6.7"
 
 
-class BuildError(RuntimeError):
-    """A server could not be fetched or built; the message names it and the log to read."""
-
-
-def cache_root() -> Path:
-    """The user-level cache folder shared by every clone."""
-    root = Path(os.environ.get("PYROSTORE_CACHE", Path.home() / ".cache" / "pyrostore"))
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-@contextmanager
-def _locked(name: str) -> Iterator[None]:
-    """Serialise builds of one artifact across processes (parallel test runs, demo and tests)."""
-    lock_dir = cache_root() / "locks"
-    lock_dir.mkdir(exist_ok=True)
-    with open(lock_dir / f"{name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _run(cmd: list[str], *, cwd: Path, log: Path, what: str, env: dict[str, str] | None = None) -> str:
-    """Run one build step, appending its output to ``log``; raise BuildError naming ``what`` on failure."""
-    full_env = {**os.environ, **(env or {})}
-    with open(log, "a") as out:
-        out.write(f"\n$ {' '.join(cmd)}\n")
-        out.flush()
-        proc = subprocess.run(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=out, text=True)
-        out.write(proc.stdout)
-    if proc.returncode != 0:
-        raise BuildError(f"building {what} failed at `{' '.join(cmd[:4])}`; see {log}")
-    return proc.stdout
-
-
 def _installed(artifact: Path) -> bool:
     return artifact.exists() and os.access(artifact, os.X_OK)
-
-
-def _log_for(name: str) -> Path:
-    logs = cache_root() / "logs"
-    logs.mkdir(exist_ok=True)
-    return logs / f"build-{name}.log"
 
 
 def _local_replaces(module: str, version: str, work: Path, log: Path) -> list[str]:
@@ -85,7 +43,9 @@ def _local_replaces(module: str, version: str, work: Path, log: Path) -> list[st
     relative replace is turned into a registry version: the version it requires, or for Kubernetes' v0.0.0
     placeholders the v0.MINOR.PATCH that matches the main module's v1.MINOR.PATCH.
     """
-    info = json.loads(_run(["go", "mod", "download", "-json", f"{module}@{version}"], cwd=work, log=log, what=module))
+    info = json.loads(
+        run_step(["go", "mod", "download", "-json", f"{module}@{version}"], cwd=work, log=log, what=module)
+    )
     gomod = Path(info["GoMod"]).read_text()
     required = dict(re.findall(r"^\s*(\S+)\s+(v\S+)", gomod, flags=re.M))
     lines = []
@@ -102,10 +62,10 @@ def _go_build(name: str, module: str, version: str, package: str, ldflags: str =
     target = cache_root() / "bin" / f"{name}-{version}" / name
     if _installed(target):
         return target
-    with _locked(name):
+    with locked(name):
         if _installed(target):
             return target
-        log = _log_for(name)
+        log = log_for(name)
         log.write_text("")
         with tempfile.TemporaryDirectory(prefix=f"build-{name}-") as tmp:
             work = Path(tmp)
@@ -116,11 +76,11 @@ def _go_build(name: str, module: str, version: str, package: str, ldflags: str =
                 + "\n"
             )
             env = {"GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
-            _run(["go", "mod", "download", module], cwd=work, log=log, what=name, env=env)
+            run_step(["go", "mod", "download", module], cwd=work, log=log, what=name, env=env)
             tmp_out = target.with_suffix(".partial")
             target.parent.mkdir(parents=True, exist_ok=True)
             flags = f"-s -w {ldflags}".strip()
-            _run(
+            run_step(
                 ["go", "build", "-o", str(tmp_out), f"-ldflags={flags}", package],
                 cwd=work,
                 log=log,
@@ -136,15 +96,15 @@ def _go_install(name: str, module: str, version: str) -> Path:
     target = cache_root() / "bin" / f"{name}-{version}" / name
     if _installed(target):
         return target
-    with _locked(name):
+    with locked(name):
         if _installed(target):
             return target
-        log = _log_for(name)
+        log = log_for(name)
         log.write_text("")
         staging = target.parent / "partial"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        _run(
+        run_step(
             ["go", "install", "-ldflags=-s -w", f"{module}@{version}"],
             cwd=staging,
             log=log,
@@ -205,55 +165,28 @@ def fake_gcs_server() -> Path:
     return _go_install("fake-gcs-server", "github.com/fsouza/fake-gcs-server", FAKE_GCS_VERSION)
 
 
-_KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>io.pyrostore.local</groupId><artifactId>kafka-libs</artifactId><version>1</version>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
-      <version>{kafka}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId>
-      <version>{log4j}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
-      <version>{log4j}</version></dependency>
-  </dependencies>
-</project>
-"""
-
-
 def kafka_libs() -> Path:
     """A folder of the Kafka broker's jars and their runtime dependencies, from Maven Central."""
-    pom_text = _KAFKA_POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION)
-    pom_digest = hashlib.sha256(pom_text.encode()).hexdigest()[:8]
-    target = cache_root() / "kafka" / f"kafka-{KAFKA_VERSION}-{pom_digest}" / "libs"
-    done = target.parent / ".complete"
-    if done.exists():
-        return target
-    with _locked("kafka"):
-        if done.exists():
-            return target
-        log = _log_for("kafka")
-        log.write_text("")
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        pom = target.parent / "pom.xml"
-        pom.write_text(pom_text)
-        _run(
-            [
-                "mvn",
-                "-q",
-                "-B",
-                "-f",
-                str(pom),
-                "dependency:copy-dependencies",
-                "-DincludeScope=runtime",
-                f"-DoutputDirectory={target}",
-            ],
-            cwd=target.parent,
-            log=log,
-            what="Apache Kafka jars",
-        )
-        done.touch()
-    return target
+    dependencies = [f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}", *_log4j_slf4j()]
+    return maven_libs("kafka", KAFKA_VERSION, dependencies, "Apache Kafka jars")
+
+
+def kafka_tools_libs() -> Path:
+    """Kafka's command-line tools (``org.apache.kafka:kafka-tools``, with the console consumer) at the broker's
+    version and their runtime dependencies, from Maven Central."""
+    dependencies = [f"org.apache.kafka:kafka-tools:{KAFKA_VERSION}", *_log4j_slf4j()]
+    return maven_libs("kafka-tools", KAFKA_VERSION, dependencies, "Apache Kafka tools jars")
+
+
+def _log4j_slf4j() -> list[str]:
+    """log4j2 behind Kafka's slf4j 1.7 logging (its ``log4j-slf4j-impl`` binding, not the slf4j2 one)."""
+    return [f"org.apache.logging.log4j:{name}:{LOG4J_VERSION}" for name in ("log4j-slf4j-impl", "log4j-core")]
+
+
+def kcat() -> Path:
+    """Debian's ``kcat`` package with the libraries it needs that this machine lacks (``librdkafka1``, ...),
+    unpacked into the cache; see :mod:`e2e.stack.debian`."""
+    return debian.unpacked("kcat")
 
 
 BUILDERS = {
@@ -263,6 +196,8 @@ BUILDERS = {
     "etcd": etcd,
     "kube-apiserver": kube_apiserver,
     "kube-controller-manager": kube_controller_manager,
+    "kcat": kcat,
+    "kafka-tools": kafka_tools_libs,
     "helm": helm,
     "kubeconform": kubeconform,
 }

@@ -52,6 +52,9 @@ class ServeConfig:
     listen: Address = Address("127.0.0.1", DEFAULT_PORT)
     advertise: Address | None = None
     topics: tuple[str, ...] = ()
+    bootstrap_servers: str | None = None  # live Kafka, served past the archive's end
+    metrics_port: int | None = None  # Prometheus metrics over HTTP
+    kafka_properties: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold credentials
     max_request_bytes: int = MAX_REQUEST_BYTES
     batch_bytes: int = BATCH_BYTES
     compression: Compression = Compression.NONE

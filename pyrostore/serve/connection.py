@@ -47,6 +47,8 @@ class Connection:
         """Read, answer and write until the connection ends; never raises (except cancellation)."""
         pending: asyncio.Queue[asyncio.Task[bytes] | None] = asyncio.Queue(MAX_IN_FLIGHT)
         responder = asyncio.create_task(self._respond(pending))
+        self.broker.metrics.accepted.inc()
+        self.broker.metrics.connections.inc()
         try:
             await self._read(pending)
             await pending.put(None)  # the responder writes what was read, then stops
@@ -59,6 +61,9 @@ class Connection:
             self.writer.close()
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
+            self.broker.metrics.connections.dec()
+            if self.broker.live is not None:
+                await self.broker.live.release(self.number)
 
     async def _read(self, pending: asyncio.Queue[asyncio.Task[bytes] | None]) -> None:
         maximum = self.broker.config.max_request_bytes
@@ -77,7 +82,9 @@ class Connection:
 
     async def _answer(self, request: Request) -> bytes:
         ctx = RequestContext(self.broker, request, self.peer, self.number)
-        response = await self.apis[request.api_key].handle(ctx)
+        api = self.apis[request.api_key]
+        self.broker.metrics.requests.labels(api.name, str(request.api_version)).inc()
+        response = await api.handle(ctx)
         return encode_response(request.correlation_id, response)
 
     async def _respond(self, pending: asyncio.Queue[asyncio.Task[bytes] | None]) -> None:

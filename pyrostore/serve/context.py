@@ -15,6 +15,8 @@ from pyrostore.serve.cache import BatchCache
 from pyrostore.serve.catalog import Catalog
 from pyrostore.serve.config import Address, ServeConfig
 from pyrostore.serve.groups import Coordinator
+from pyrostore.serve.live import LiveCluster
+from pyrostore.serve.metrics import ServeMetrics
 from pyrostore.serve.protocol import Request
 
 
@@ -31,6 +33,8 @@ class Broker:
     cluster_id: str
     groups: Coordinator  # the coordinator of every consumer group
     versions: dict[int, tuple[int, int]] = field(default_factory=dict)  # API key: (min, max) advertised
+    live: LiveCluster | None = None  # live Kafka past the archive's end (--bootstrap-servers)
+    metrics: ServeMetrics = field(default_factory=ServeMetrics)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,9 @@ from pyrostore.serve.config import Address, ServeConfig
 from pyrostore.serve.connection import Connection
 from pyrostore.serve.context import Broker
 from pyrostore.serve.groups import Coordinator, GroupOffsets, GroupSettings
+from pyrostore.serve.kafka_options import client_options
+from pyrostore.serve.live import LiveCluster
+from pyrostore.serve.metrics import ServeMetrics
 from pyrostore.serve.versions import advertised
 
 log = logging.getLogger("pyrostore.serve")
@@ -42,6 +45,12 @@ class Server:
         self.archive = archive or open_archive(config.store_url, **config.store_options)
         self.catalog = Catalog(self.archive, config.topics, config.refresh_interval, config.topics_interval)
         self.apis = {api.key: api for api in APIS}
+        self.live = (
+            LiveCluster(client_options(config.kafka_properties, config.bootstrap_servers), config.refresh_interval)
+            if config.bootstrap_servers
+            else None
+        )
+        self.metrics = ServeMetrics()
         self.broker: Broker | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task] = set()
@@ -51,12 +60,16 @@ class Server:
         """List the served topics, listen, and return the address clients are told. Raises TopicNotFound,
         StoreError, ListenFailed."""
         topics = await asyncio.to_thread(self.catalog.load)
+        if self.live is not None:
+            await self.live.start()
         listen = self.config.listen
         try:
             self._server = await asyncio.start_server(self._accept, listen.host or None, listen.port)
         except OSError as exc:
             raise ListenFailed(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
         port = self._server.sockets[0].getsockname()[1]
+        if self.config.metrics_port is not None:
+            self.metrics.expose(self.config.metrics_port)
         address = self.config.advertised(port)
         self.broker = Broker(
             config=self.config,
@@ -70,11 +83,14 @@ class Server:
                 GroupOffsets(self.archive.store),
             ),
             versions=advertised((api.key, api.versions) for api in APIS),
+            live=self.live,
+            metrics=self.metrics,
         )
         log.info(
-            "serving %s from %s on %s as node %d at %s",
+            "serving %s from %s%s on %s as node %d at %s",
             ", ".join(sorted(topics)) or "no topic yet",
             self.archive.store.url,
+            f" and live Kafka at {self.live.bootstrap}" if self.live else "",
             Address(listen.host, port),
             self.config.node_id,
             address,
@@ -110,6 +126,9 @@ class Server:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
+        if self.live is not None:
+            await self.live.close()
+        self.metrics.close()
 
 
 def run(config: ServeConfig, stop: threading.Event) -> None:

@@ -18,20 +18,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from tests.consumer_helpers import BASE_TS, S3Archive, create_topic
-from tests.kafka_helpers import (
-    COMPACTED,
-    EDGE_CASES,
-    EDGE_HEADERS,
-    archive_rows,
-    fill_compacted,
-    kafka_rows,
-    produce_numbered,
-    wait_for,
-)
-from tests.serve_helpers import ServeProcess, free_port
-
-BIG = os.urandom(1024 * 1024 + 17)
+from tests.consumer_helpers import S3Archive, create_topic
+from tests.kafka_helpers import COMPACTED, fill_compacted, kafka_rows, produce_numbered
+from tests.serve_helpers import ServeProcess
+from tests.served_topics import BIG, BIG_TOPIC, archive_all, fill_appended, fill_edge, serve_archive
 
 
 @dataclass
@@ -49,87 +39,23 @@ class Served:
     rows: dict[str, dict[int, list]]  # what a read_committed consumer read from Kafka, before archiving
 
 
-def _fill_edge(bootstrap: str, topic: str) -> None:
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "message.max.bytes": 4 * 1024 * 1024}
-    )
-    cases = [*EDGE_CASES, (b"big", BIG)]
-    for i in range(60):
-        key, value = cases[i % len(cases)] if i < len(cases) else EDGE_CASES[i % len(EDGE_CASES)]
-        stamp = BASE_TS + ((i * 37) % 100) * 1000  # not monotonic
-        producer.produce(topic, value, key, partition=0, timestamp=stamp, headers=EDGE_HEADERS if i % 2 else None)
-    assert producer.flush(60) == 0
-    txn = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"tx-{uuid.uuid4().hex}"})
-    txn.init_transactions(30)
-    for round_, (outcome, count) in enumerate(
-        (("commit", 10), ("abort", 6), ("commit", 5), ("abort", 4), ("commit", 3))
-    ):
-        txn.begin_transaction()
-        for i in range(count):
-            key, value = EDGE_CASES[i % len(EDGE_CASES)]
-            headers = [("round", b"%d" % round_), *EDGE_HEADERS] if i % 2 else None
-            txn.produce(topic, value, key, partition=1, headers=headers)
-        if outcome == "commit":
-            txn.commit_transaction(30)
-        else:
-            txn.flush(30)  # the aborted records take offsets
-            txn.abort_transaction(30)
-
-
-def _fill_appended(bootstrap: str, topic: str) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20})
-    for i in range(40):
-        producer.produce(topic, b"v%d" % i, b"k%d" % (i % 3), timestamp=1_000 + i)  # the broker overrides these
-        if i % 10 == 9:
-            producer.flush(30)  # several batches, so several append times
-    assert producer.flush(30) == 0
-
-
-def _archive_all(archive: S3Archive, bootstrap: str, partitions: dict[str, int], logs: Path) -> dict[str, dict]:
-    """Archive the topics in parallel until each archive holds what Kafka holds; return Kafka's rows."""
-    rows = {topic: kafka_rows(bootstrap, topic, count) for topic, count in partitions.items()}
-    archivers = [archive.archiver(bootstrap, topic, logs / f"{topic}.log") for topic in partitions]
-    for archiver in archivers:
-        archiver.start()
-    try:
-        for topic, count in partitions.items():
-            wait_for(
-                lambda topic=topic, count=count: (
-                    archive_rows(archive.url, topic, count, **archive.store_options) == rows[topic]
-                ),
-                timeout=120,
-                what=f"the archive of {topic} to match Kafka",
-            )
-    finally:
-        for archiver in archivers:
-            assert archiver.stop() == 0, archiver.log_text()[-2000:]
-    return rows
-
-
 @pytest.fixture(scope="module")
 def served(kafka, s3_server, tmp_path_factory) -> Iterator[Served]:
     logs = tmp_path_factory.mktemp("serve")
     bootstrap = kafka.bootstrap
     archive = S3Archive(s3_server)
-    big = {"max.message.bytes": str(4 * 1024 * 1024), "segment.bytes": str(16 * 1024 * 1024)}
-    edge = create_topic(bootstrap, 2, big)
+    edge = create_topic(bootstrap, 2, BIG_TOPIC)
     appended = create_topic(bootstrap, 1, {"message.timestamp.type": "LogAppendTime"})
     compacted = create_topic(bootstrap, 1, COMPACTED)
     grow = create_topic(bootstrap, 1)
-    _fill_edge(bootstrap, edge)
-    _fill_appended(bootstrap, appended)
+    fill_edge(bootstrap, edge)
+    fill_appended(bootstrap, appended)
     fill_compacted(bootstrap, compacted)
     produce_numbered(bootstrap, grow, 5)
     partitions = {edge: 2, appended: 1, compacted: 1, grow: 1}
-    rows = _archive_all(archive, bootstrap, partitions, logs)
-    env = {
-        "AWS_ACCESS_KEY_ID": s3_server.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
-        "AWS_REGION": s3_server.region,
-    }
+    rows = archive_all(archive, bootstrap, partitions, logs)
     # Small batches: fetches start inside batches and cross many of them.
-    extra = ("-o", f"endpoint_url={s3_server.endpoint}", "--batch-bytes", "4KiB")
-    server = ServeProcess(archive.url, free_port(), logs / "serve.log", *extra, env=env).start()
+    server = serve_archive(archive, s3_server, logs / "serve.log", "--batch-bytes", "4KiB")
     try:
         yield Served(bootstrap, archive, server, edge, appended, compacted, grow, partitions, rows)
     finally:

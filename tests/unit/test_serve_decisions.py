@@ -39,6 +39,30 @@ def test_fetch_position(offset, expected):
     assert fetch_position(offset, 10, 20) is expected
 
 
+@pytest.mark.parametrize(
+    ("offset", "kafka", "expected"),
+    [
+        (9, (30, 40), Position.OUT_OF_RANGE),  # before both
+        (10, (30, 40), Position.RECORDS),
+        (19, (15, 40), Position.RECORDS),  # both hold it: the archive is preferred
+        (20, (15, 40), Position.KAFKA),  # past the archive: live Kafka
+        (40, (15, 40), Position.KAFKA),  # Kafka's high watermark: Kafka waits for records
+        (41, (15, 40), Position.KAFKA),  # past it: Kafka's own answer (out of range)
+        (20, (30, 40), Position.HOLE),  # after the archive, before Kafka's log start
+        (29, (30, 40), Position.HOLE),
+        (30, (30, 40), Position.KAFKA),
+        (5, (0, 40), Position.KAFKA),  # before the archive's start, still in Kafka
+    ],
+)
+def test_fetch_position_with_live_kafka(offset, kafka, expected):
+    assert fetch_position(offset, 10, 20, kafka) is expected
+
+
+def test_with_nothing_archived_live_kafka_serves_from_its_log_start():
+    assert fetch_position(4, 0, 0, (5, 9)) is Position.OUT_OF_RANGE
+    assert fetch_position(5, 0, 0, (5, 9)) is Position.KAFKA
+
+
 def test_an_empty_partition_is_at_its_end_at_its_start():
     assert fetch_position(0, 0, 0) is Position.END
     assert fetch_position(1, 0, 0) is Position.OUT_OF_RANGE
@@ -100,6 +124,14 @@ def test_a_budget_never_passes_the_response_limit_after_the_first_batch(sizes, m
 )
 def test_list_offset(timestamp, answer):
     assert list_offset(timestamp, 5, 50, 9_000) == answer
+
+
+def test_list_offset_with_live_kafka():
+    assert list_offset(EARLIEST, 5, 50, 9_000, kafka_low=30) == OffsetAnswer(5)
+    assert list_offset(EARLIEST, 5, 50, 9_000, kafka_low=0) == OffsetAnswer(0)
+    assert list_offset(EARLIEST, 0, 0, None, kafka_low=30) == OffsetAnswer(30)  # nothing archived yet
+    assert list_offset(LATEST, 5, 50, 9_000, kafka_low=30) == OffsetAnswer(50, ask_kafka=True)
+    assert list_offset(0, 5, 50, 9_000, kafka_low=30) == OffsetAnswer(lookup=0)
 
 
 def test_max_timestamp_of_an_archive_without_records():

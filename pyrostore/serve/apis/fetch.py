@@ -1,7 +1,12 @@
-"""Fetch (key 1): record batches built from archived segments.
+"""Fetch (key 1): record batches built from archived segments, and past the archive, live Kafka's own.
 
-Each partition answers with the whole batch holding the fetch offset and the batches after it, within the
-request's byte limits (the first batch of the response whatever its size: KIP-74), crossing segment
+Where each partition's offset is served from is :func:`~pyrostore.serve.decisions.fetch_position`: the
+archive where it holds the offset, else live Kafka (``--bootstrap-servers``), whose record batches and
+aborted-transaction list are passed through undecoded; offsets neither holds are holes (OFFSET_OUT_OF_RANGE,
+logged and counted). With Kafka unreachable, the archive is served alone.
+
+From the archive, each partition answers with the whole batch holding the fetch offset and the batches after
+it, within the request's byte limits (the first batch of the response whatever its size: KIP-74), crossing segment
 boundaries. An offset below the archive's start, above its end or in a range lost before archiving is
 OFFSET_OUT_OF_RANGE (a lost range is logged with topic, partition and offsets); at the end the records are
 empty, never null. When fewer than ``min_bytes`` are ready the request waits up to ``max_wait``, re-reading
@@ -27,6 +32,7 @@ from pyrostore.serve.cache import BatchCache
 from pyrostore.serve.catalog import Snapshot
 from pyrostore.serve.context import Api, Broker, RequestContext
 from pyrostore.serve.decisions import Budget, Position, fetch_position
+from pyrostore.serve.live import KafkaExtent, LivePartition, LiveWant
 from pyrostore.serve.messages import item_type, make, response_type
 
 KEY = 1
@@ -41,6 +47,10 @@ class PartitionResult:
     error: ErrorCode = ErrorCode.none
     batches: list[bytes] = field(default_factory=list)
     snapshot: Snapshot | None = None
+    lost: tuple[int, int] | None = None  # the archive recorded the offset's range [start, end) as lost
+    kafka: KafkaExtent | None = None  # what Kafka held, as last seen
+    from_kafka: bool = False  # live Kafka holds the offset: its answer goes here
+    live: LivePartition | None = None  # Kafka's own answer, when Kafka served the partition
 
     @property
     def size(self) -> int:
@@ -62,7 +72,8 @@ class Wanted:
 def read_partition(
     snapshot: Snapshot, offset: int, budget: Budget, max_bytes: int, cache: BatchCache
 ) -> PartitionResult:
-    """Batches from the one holding ``offset`` on, while the budget allows; a lost range is a hole. Blocking."""
+    """Batches from the one holding ``offset`` on, while the budget allows, up to a lost range (when the offset
+    is in one: no batch, and ``lost`` says where). Blocking."""
     result = PartitionResult(snapshot=snapshot)
     reader = snapshot.reader
     if reader is None:
@@ -71,14 +82,7 @@ def read_partition(
     for entry in reader.segments(offset, None):
         if entry.lost:
             if not result.batches:
-                log.warning(
-                    "%s [%d]: offsets %d..%d were lost before they were archived: answering OFFSET_OUT_OF_RANGE",
-                    snapshot.topic,
-                    snapshot.partition,
-                    entry.base,
-                    entry.end - 1,
-                )
-                result.error = ErrorCode.offset_out_of_range
+                result.lost = (entry.base, entry.end)
             return result
         for batch in cache.batches(reader, entry).from_offset(offset):
             if not budget.take(len(batch.data), used, max_bytes):
@@ -88,38 +92,107 @@ def read_partition(
     return result
 
 
-async def collect(broker: Broker, wanted: list[Wanted], max_bytes: int) -> list[PartitionResult]:
-    """One pass over the wanted partitions: what each can answer now."""
-    catalog, refresh = broker.catalog, broker.config.refresh_interval
+async def collect(
+    broker: Broker, connection: int, wanted: list[Wanted], max_bytes: int, min_bytes: int, wait: float, isolation: int
+) -> list[PartitionResult]:
+    """One pass over the wanted partitions: what each can answer now; what live Kafka serves, it is asked for
+    at once, waiting up to ``wait`` seconds when the archive found fewer than ``min_bytes``."""
     budget = Budget(max_bytes)
-    results = []
-    for want in wanted:
-        served = catalog.topic(want.topic) if want.topic is not None else None
-        if served is None or not 0 <= want.partition < served.partitions:
-            unknown_id = want.topic is None and want.topic_id is not None
-            results.append(
-                PartitionResult(ErrorCode.unknown_topic_id if unknown_id else ErrorCode.unknown_topic_or_partition)
-            )
-            continue
-        try:
-            last = catalog.cached(served.name, want.partition)
-            at_end = last is None or want.offset >= last.next_offset
-            snapshot = await catalog.snapshot(served.name, want.partition, refresh if at_end else STALE_MIDDLE)
-            position = fetch_position(want.offset, snapshot.start, snapshot.next_offset)
-            if position is Position.OUT_OF_RANGE:
-                results.append(PartitionResult(ErrorCode.offset_out_of_range, snapshot=snapshot))
-            elif position is Position.END:
-                results.append(PartitionResult(snapshot=snapshot))
-            else:
-                results.append(
-                    await asyncio.to_thread(
-                        read_partition, snapshot, want.offset, budget, want.max_bytes, broker.batches
-                    )
-                )
-        except (StoreError, IntegrityError) as exc:
-            log.warning("Fetch %s [%d] at offset %d: %s", served.name, want.partition, want.offset, exc)
-            results.append(PartitionResult(ErrorCode.kafka_storage_error))
+    results = [await _from_archive(broker, want, budget) for want in wanted]
+    live = [i for i, result in enumerate(results) if result.from_kafka]
+    if live:
+        ready = sum(r.size for r in results)
+        await _from_kafka(broker, connection, wanted, results, live, budget, min_bytes - ready, wait, isolation)
     return results
+
+
+async def _from_archive(broker: Broker, want: Wanted, budget: Budget) -> PartitionResult:
+    """The archive's answer for one partition, or one saying that live Kafka is to answer (``from_kafka``)."""
+    catalog, live = broker.catalog, broker.live
+    served = catalog.topic(want.topic) if want.topic is not None else None
+    if served is None or not 0 <= want.partition < served.partitions:
+        unknown_id = want.topic is None and want.topic_id is not None
+        return PartitionResult(ErrorCode.unknown_topic_id if unknown_id else ErrorCode.unknown_topic_or_partition)
+    try:
+        last = catalog.cached(served.name, want.partition)
+        at_end = last is None or want.offset >= last.next_offset
+        max_age = broker.config.refresh_interval if at_end else STALE_MIDDLE
+        snapshot = await catalog.snapshot(served.name, want.partition, max_age)
+        # Kafka's high watermark goes with archived records too: a client reaching the archive's end must not
+        # take it for the partition's end (librdkafka reports end-of-partition at the high watermark).
+        kafka = await live.extent(served.name, want.partition, broker.config.refresh_interval) if live else None
+        extent = (kafka.low, kafka.high) if kafka else None
+        position = fetch_position(want.offset, snapshot.start, snapshot.next_offset, extent)
+        result = PartitionResult(snapshot=snapshot, kafka=kafka)
+        if position is Position.RECORDS:
+            result = await asyncio.to_thread(
+                read_partition, snapshot, want.offset, budget, want.max_bytes, broker.batches
+            )
+            result.kafka = kafka
+            if result.lost is not None:
+                position = Position.KAFKA if kafka and want.offset >= kafka.low else Position.HOLE
+        if position is Position.KAFKA:
+            result.from_kafka = True
+        elif position is Position.HOLE:
+            _hole(served.name, want.partition, want.offset, result)
+            broker.metrics.holes.labels(served.name, str(want.partition)).inc()
+            result.error = ErrorCode.offset_out_of_range
+        elif position is Position.OUT_OF_RANGE:
+            result.error = ErrorCode.offset_out_of_range
+        return result
+    except (StoreError, IntegrityError) as exc:
+        log.warning("Fetch %s [%d] at offset %d: %s", served.name, want.partition, want.offset, exc)
+        return PartitionResult(ErrorCode.kafka_storage_error)
+
+
+def _hole(topic: str, partition: int, offset: int, result: PartitionResult) -> None:
+    """Log a fetch at an offset that neither the archive nor Kafka holds."""
+    if result.lost is not None:
+        first, end = result.lost
+        why = "were lost before they were archived"
+    else:
+        first = result.snapshot.next_offset if result.snapshot else offset
+        end = result.kafka.low if result.kafka else offset + 1
+        why = "are in neither the archive nor Kafka"
+    log.warning(
+        "%s [%d]: offsets %d..%d %s: fetch at %d answered OFFSET_OUT_OF_RANGE",
+        *(topic, partition, first, end - 1, why, offset),
+    )
+
+
+async def _from_kafka(
+    broker: Broker,
+    connection: int,
+    wanted: list[Wanted],
+    results: list[PartitionResult],
+    indexes: list[int],
+    budget: Budget,
+    min_bytes: int,
+    wait: float,
+    isolation: int,
+) -> None:
+    """Ask live Kafka for the partitions at ``indexes`` and fill in their results; while Kafka cannot be asked
+    (or does not know a partition), those partitions answer no records, as at the end of the archive."""
+    assert broker.live is not None
+    asks = [LiveWant(w.topic or "", w.partition, w.offset, w.max_bytes) for w in (wanted[i] for i in indexes)]
+    found = await broker.live.fetch(
+        connection,
+        asks,
+        max_wait_ms=int(wait * 1000) if min_bytes > 0 else 0,
+        min_bytes=max(min_bytes, 1),
+        max_bytes=max(budget.max_bytes - budget.used, 1),
+        isolation_level=isolation,
+    )
+    for i, ask in zip(indexes, asks, strict=True):
+        result = results[i]
+        answer = found.get((ask.topic, ask.partition)) if found is not None else None
+        if answer is None:
+            continue
+        result.live = answer
+        result.error = ErrorCode(answer.error)
+        if answer.records:
+            result.batches.append(answer.records)
+            budget.used += len(answer.records)
 
 
 def wanted_partitions(ctx: RequestContext) -> list[Wanted]:
@@ -139,17 +212,25 @@ def wanted_partitions(ctx: RequestContext) -> list[Wanted]:
 async def handle(ctx: RequestContext) -> Any:
     """Records for each requested partition, waiting for ``min_bytes`` up to ``max_wait``."""
     broker, body = ctx.broker, ctx.body
+    started = time.monotonic()
     await broker.catalog.topics()
     wanted = wanted_partitions(ctx)
+    isolation = getattr(body, "isolation_level", 0)
     deadline = time.monotonic() + body.max_wait.total_seconds()
     while True:
-        results = await collect(broker, wanted, body.max_bytes)
+        remaining = deadline - time.monotonic()
+        results = await collect(
+            broker, ctx.connection, wanted, body.max_bytes, body.min_bytes, max(remaining, 0), isolation
+        )
         ready = sum(r.size for r in results)
         failed = any(r.error is not ErrorCode.none for r in results)
         remaining = deadline - time.monotonic()
         if failed or ready >= body.min_bytes or remaining <= 0:
             break
         await asyncio.sleep(min(broker.config.refresh_interval, remaining))
+    for result in results:
+        broker.metrics.served("kafka" if result.live else "archive", result.batches)
+    broker.metrics.fetch_seconds.observe(time.monotonic() - started)
     return response(ctx, wanted, results)
 
 
@@ -158,19 +239,24 @@ def response(ctx: RequestContext, wanted: list[Wanted], results: list[PartitionR
     cls = response_type(KEY, ctx.version)
     topic_type = item_type(cls, "responses")
     partition_type = item_type(topic_type, "partitions")
+    aborted_type = item_type(partition_type, "aborted_transactions")
     read_committed = getattr(ctx.body, "isolation_level", 0) == 1
     grouped: dict[tuple[str | None, uuid.UUID | None], list[Any]] = {}
     for want, result in zip(wanted, results, strict=True):
-        snapshot = result.snapshot
+        high, stable, start = watermarks(result)
+        aborted: Any = None
+        if read_committed:
+            live = result.live.aborted if result.live else None
+            aborted = tuple(make(aborted_type, producer_id=p, first_offset=f) for p, f in live or ())
         grouped.setdefault((want.topic, want.topic_id), []).append(
             make(
                 partition_type,
                 partition_index=want.partition,
                 error_code=result.error,
-                high_watermark=snapshot.next_offset if snapshot else -1,
-                last_stable_offset=snapshot.next_offset if snapshot else -1,
-                log_start_offset=snapshot.start if snapshot else -1,
-                aborted_transactions=() if read_committed else None,
+                high_watermark=high,
+                last_stable_offset=stable,
+                log_start_offset=start,
+                aborted_transactions=aborted,
                 preferred_read_replica=-1,
                 records=b"".join(result.batches),
             )
@@ -180,6 +266,23 @@ def response(ctx: RequestContext, wanted: list[Wanted], results: list[PartitionR
         for (name, topic_id), partitions in grouped.items()
     )
     return make(cls, throttle_time=timedelta(0), error_code=ErrorCode.none, session_id=0, responses=topics)
+
+
+def watermarks(result: PartitionResult) -> tuple[int, int, int]:
+    """High watermark, last stable offset and log start of a partition's answer: Kafka's own when it served
+    the partition, else the archive's widened by what Kafka was last seen to hold; -1 when unknown."""
+    snapshot, kafka, live = result.snapshot, result.kafka, result.live
+    archived = snapshot is not None and snapshot.next_offset > snapshot.start
+    archive_start = snapshot.start if snapshot and archived else None
+    if live is not None:
+        starts = [s for s in (archive_start, live.log_start_offset) if s is not None and s >= 0]
+        return live.high_watermark, live.last_stable_offset, min(starts) if starts else -1
+    if snapshot is None:
+        return -1, -1, -1
+    if kafka is None:
+        return snapshot.next_offset, snapshot.next_offset, snapshot.start
+    high = max(snapshot.next_offset, kafka.high)
+    return high, high, min(snapshot.start, kafka.low) if archived else kafka.low
 
 
 API = Api(KEY, "Fetch", (4, 18), handle)
