@@ -16,7 +16,6 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,9 +38,10 @@ _LOG4J2 = """<?xml version="1.0" encoding="UTF-8"?>
   <Loggers><Root level="error"><AppenderRef ref="stderr"/></Root></Loggers>
 </Configuration>
 """
-# What the console consumer writes to stderr when it ends normally: on --timeout-ms it logs the TimeoutException
-# that ended its loop (with its stack) and exits 0.
+# What the console consumer writes to stderr when all is well: a notice when it joins a classic group, and on
+# --timeout-ms the TimeoutException that ended its loop (with its stack); it exits 0.
 _CONSOLE_ENDING = re.compile(
+    r"(The consumer rebalance protocol \(KIP-848\) is production-ready!.*\n)?"
     r"(ERROR Error processing message, terminating consumer process: {2}\(\S+\)\n"
     r"org\.apache\.kafka\.common\.errors\.TimeoutException: null\n)?"
     r"Processed a total of \d+ messages\n?"
@@ -169,36 +169,23 @@ def _sized(output: bytes, pos: int, size: int) -> tuple[bytes | None, int]:
 def console_consume(
     bootstrap: str,
     topic: str,
-    partitions: int,
     isolation_level: str | None = None,
     timeout_ms: int = 5000,
     timeout: float = 180,
 ) -> list[str]:
-    """Every partition of ``topic`` as Kafka's console consumer reads it with ``--from-beginning``, ending when
-    no record came for ``timeout_ms``; its default isolation level (read_uncommitted) unless one is given.
-
-    One consumer per partition (``--partition``), run side by side: without it the console consumer joins a
-    consumer group, which needs a group coordinator."""
+    """Every partition of ``topic`` as Kafka's console consumer reads it, run as a user runs it (``--topic T
+    --from-beginning``: it joins a consumer group of its own), ending when no record came for ``timeout_ms``; its
+    default isolation level (read_uncommitted) unless one is given."""
     with console_logging() as log4j2:
-        folder = log4j2.parent
         properties = [f"{name}=true" for name in _CONSOLE_FIELDS]
         properties += [f"key.separator={_FIELD}", f"line.separator={_RECORD}", f"null.literal={_NULL}"]
         args = ["--bootstrap-server", bootstrap, "--topic", topic, "--from-beginning", "--timeout-ms", str(timeout_ms)]
         args += [arg for prop in properties for arg in ("--formatter-property", prop)]
         args += ["--isolation-level", isolation_level] if isolation_level else []
-
-        def read(partition: int) -> bytes:
-            command = console_command(*args, "--partition", str(partition), log4j2=log4j2)
-            done = _run(command, {}, timeout, stdout=folder / f"{partition}.out")
-            if complaints := _CONSOLE_ENDING.sub("", done.stderr.decode()).strip():
-                raise ClientFailed(
-                    f"the console consumer reading {topic} [{partition}] from {bootstrap} said:\n{complaints[-3000:]}"
-                )
-            return done.stdout
-
-        with ThreadPoolExecutor(partitions) as pool:
-            outputs = list(pool.map(read, range(partitions)))
-    return _lines([record for output in outputs for record in _console_records(output)])
+        done = _run(console_command(*args, log4j2=log4j2), {}, timeout, stdout=log4j2.parent / "records.out")
+        if complaints := _CONSOLE_ENDING.sub("", done.stderr.decode()).strip():
+            raise ClientFailed(f"the console consumer reading {topic} from {bootstrap} said:\n{complaints[-3000:]}")
+    return _lines(_console_records(done.stdout))
 
 
 def _console_records(output: bytes) -> list[tuple]:

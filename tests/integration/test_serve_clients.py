@@ -41,7 +41,7 @@ class Reading:
             return clients.kcat_consume(bootstrap, topic, {"isolation.level": level} if level else None)
         if self.client == "confluent":
             return _confluent_lines(bootstrap, topic, partitions, level)
-        return clients.console_consume(bootstrap, topic, partitions, isolation_level=level)
+        return clients.console_consume(bootstrap, topic, isolation_level=level)
 
     def read_all(self, bootstrap: str, partitions: dict[str, int]) -> Lines:
         """:meth:`read` of every topic, side by side."""

@@ -37,7 +37,7 @@ def test_both_clients_read_null_apart_from_empty(kafka, new_topic):
     expected = sorted(
         (partition, f"key={clients.show(key)}", f"value={clients.show(value)}") for partition, key, value in produced
     )
-    for lines in (clients.kcat_consume(kafka.bootstrap, topic), clients.console_consume(kafka.bootstrap, topic, 2)):
+    for lines in (clients.kcat_consume(kafka.bootstrap, topic), clients.console_consume(kafka.bootstrap, topic)):
         fields = [line.split("\t") for line in lines]
         assert sorted((int(f[0]), f[3], f[4]) for f in fields) == expected
         assert [int(f[1]) for f in fields] == [o for p in (0, 1) for o in range(sum(x[0] == p for x in produced))]
