@@ -41,8 +41,8 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.common import cpu_seconds, peak_rss_mb, produce, run_role, running_stack
-from bench.consumer_read import TUNED_FETCH, archive_topic
+from bench.common import add_archive_arguments, archived_topic, cpu_seconds, peak_rss_mb, run_role, running_stack
+from bench.consumer_read import TUNED_FETCH
 
 ROLES = ("serve", "kafka")
 TARGET = 0.5  # serve's MB/s over Kafka's
@@ -168,29 +168,18 @@ def role_server(spec: dict) -> None:
                 stats.sort_stats("cumulative").print_stats(40)
 
 
-def _proc_cpu(pid: int) -> float:
-    """CPU seconds (user and system) process ``pid`` has used."""
+def _proc_times(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds process ``pid`` has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _proc_peak_mb(pid: int) -> float:
-    """Peak resident memory (VmHWM) of process ``pid`` in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def read_through_serve(setup: dict, workdir: Path, label: str, profile: str | None) -> dict:
     """Start a serve process, read everything through it in a reader process, stop it; the figures of both."""
-    port = _free_port()
+    from e2e.stack.process import free_port
+
+    port = free_port()
     log = workdir / f"serve-{label}.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -208,10 +197,12 @@ def read_through_serve(setup: dict, workdir: Path, label: str, profile: str | No
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"pyrostore serve did not listen within 60 s (log {log})") from None
                 time.sleep(0.1)
-        cpu = _proc_cpu(proc.pid)
+        user, system = _proc_times(proc.pid)
         figures = run_role("read", json.dumps(setup), f"127.0.0.1:{port}", script=__file__)
-        figures["server_cpu"] = _proc_cpu(proc.pid) - cpu
-        figures["server_peak_mb"] = _proc_peak_mb(proc.pid)
+        user_after, system_after = _proc_times(proc.pid)
+        figures["server_cpu"] = user_after - user + system_after - system
+        figures["server_system_cpu"] = system_after - system
+        figures["server_peak_mb"] = peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
         try:
@@ -224,9 +215,11 @@ def read_through_serve(setup: dict, workdir: Path, label: str, profile: str | No
 
 def read_from_kafka(setup: dict, broker_pid: int) -> dict:
     """Read everything from Kafka in a reader process; its figures and the broker's CPU seconds meanwhile."""
-    cpu = _proc_cpu(broker_pid)
+    user, system = _proc_times(broker_pid)
     figures = run_role("read", json.dumps(setup), setup["bootstrap"], script=__file__)
-    figures["server_cpu"] = _proc_cpu(broker_pid) - cpu
+    user_after, system_after = _proc_times(broker_pid)
+    figures["server_cpu"] = user_after - user + system_after - system
+    figures["server_system_cpu"] = system_after - system
     return figures
 
 
@@ -238,10 +231,15 @@ def _rates(figures: dict) -> tuple[float, float]:
     return figures["bytes"] / figures["seconds"] / 1e6, figures["records"] / figures["seconds"]
 
 
+def _cpu(figures: dict) -> str:
+    """A server's CPU seconds, the system part in parentheses."""
+    return f"{figures['server_cpu']:.1f} ({figures['server_system_cpu']:.1f})"
+
+
 def report(setup: dict, runs: dict[str, list[dict]], profile: str | None) -> None:
     """Every round, then the medians."""
     print(
-        f"\n{'round':>5} {'read':<6} {'seconds':>8} {'first s':>8} {'MB/s':>7} {'rec/s':>9} {'server CPU s':>12} "
+        f"\n{'round':>5} {'read':<6} {'seconds':>8} {'first s':>8} {'MB/s':>7} {'rec/s':>9} {'server CPU s (sys)':>18} "
         f"{'server peak MB':>14} {'client CPU s':>12} {'client peak MB':>14} {'ratio':>6}"
     )
     ratios = []
@@ -253,7 +251,7 @@ def report(setup: dict, runs: dict[str, list[dict]], profile: str | None) -> Non
             peak = figures.get("server_peak_mb")
             print(
                 f"{round_:>5} {role:<6} {figures['seconds']:>8.2f} {figures['first_seconds']:>8.2f} {mb_s:>7.1f} "
-                f"{records_s:>9.0f} {figures['server_cpu']:>12.1f} {'' if peak is None else f'{peak:.0f}':>14} "
+                f"{records_s:>9.0f} {_cpu(figures):>18} {'' if peak is None else f'{peak:.0f}':>14} "
                 f"{figures['client_cpu']:>12.1f} {figures['client_peak_mb']:>14.0f} "
                 f"{f'{ratio:.2f}' if role == 'serve' else '':>6}"
             )
@@ -311,11 +309,7 @@ def _partition_facts(setup: dict) -> tuple[list[int], int]:
 def main() -> None:
     """Start Kafka (and MinIO for ``--store s3``), produce, archive, read both ways in rounds, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--value-size", type=int, default=1024, help="value bytes per record (keys are ~9 B)")
-    parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--store", choices=("folder", "s3"), default="folder", help="where the archive lives")
-    parser.add_argument("--segment-bytes", default="8MiB", help="the archiver's segment size")
+    add_archive_arguments(parser, value_size=1024)
     parser.add_argument("--batch-bytes", type=int, default=2**20, help="pyrostore serve --batch-bytes")
     parser.add_argument("--compression", choices=("none", "gzip"), default="none", help="pyrostore serve's")
     parser.add_argument("--rounds", type=int, default=3, help="reads of each side, alternating; medians count")
@@ -333,35 +327,8 @@ def main() -> None:
 
     with running_stack("serve") as (workdir, stack):
         kafka = stack.get("kafka")
-        topic = f"bench-serve-{uuid.uuid4().hex[:8]}"
-        setup: dict = {
-            "bootstrap": kafka.bootstrap,
-            "topic": topic,
-            "partitions": args.partitions,
-            "value_size": args.value_size,
-            "store": args.store,
-            "url": str(workdir / "archive"),
-            "options": {},
-            "batch_bytes": args.batch_bytes,
-            "compression": args.compression,
-        }
-        (workdir / "archive").mkdir()
-        if args.store == "s3":
-            s3 = stack.get("s3")
-            setup["url"] = f"s3://{s3.bucket}/{topic}"
-            setup["options"] = {
-                "endpoint_url": s3.endpoint,
-                "region": s3.region,
-                "access_key_id": s3.access_key,
-                "secret_access_key": s3.secret_key,
-            }
-        print(f"producing {args.records} records of {args.value_size} B into {topic} ...", flush=True)
-        started = time.perf_counter()
-        setup["records"] = produce(
-            kafka.bootstrap, topic, args.partitions, args.value_size, args.records * args.value_size
-        )
-        print(f"  {time.perf_counter() - started:.1f} s; archiving ...", flush=True)
-        print(f"  {archive_topic(setup, workdir, args.segment_bytes):.1f} s", flush=True)
+        setup = archived_topic(stack, workdir, "serve", args)
+        setup |= {"batch_bytes": args.batch_bytes, "compression": args.compression}
         setup["ends"], setup["segments"] = _partition_facts(setup)
         os.sync()  # neither read should compete with the writeback of what was just produced and archived
         runs: dict[str, list[dict]] = {role: [] for role in ROLES}

@@ -73,7 +73,11 @@ def zigzag(values: pa.Array) -> pa.Array:
 
 
 def varints(values: pa.Array) -> Varints:
-    """The varints of ``values`` (int64 without nulls, zigzag encoded as Kafka's varint and varlong)."""
+    """The varints of ``values`` (int64 without nulls, zigzag encoded as Kafka's varint and varlong).
+
+    Byte ``k`` of every varint is computed at once, for as many bytes as the largest value needs; the one-byte
+    columns share one offsets buffer and take their validity from "more bytes follow" of the byte before
+    (kernel results, so never sliced)."""
     encoded = zigzag(values)
     length = len(encoded)
     largest = pc.max(encoded).as_py() if length else 0
@@ -99,11 +103,6 @@ def varints(values: pa.Array) -> Varints:
             present = more
             rest = pc.shift_right(rest, _SEVEN)
     return Varints(pieces, sizes)
-
-
-def _plain(array: pa.Array) -> pa.Array:
-    """``array`` without a slice offset (compute kernels' results and from_buffers need offset 0)."""
-    return pa.concat_arrays([array]) if array.offset else array
 
 
 def _lengths(column: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -142,8 +141,8 @@ def encode_records(
 ) -> Records:
     """Every record of the columns (one row a record, deltas already relative to each record's batch), encoded
     back to back."""
-    keys, values = _plain(keys).cast(pa.large_binary()), _plain(values).cast(pa.large_binary())
-    stamp_varints, offset_varints = varints(_plain(timestamp_deltas)), varints(_plain(offset_deltas))
+    keys, values = keys.cast(pa.large_binary()), values.cast(pa.large_binary())
+    stamp_varints, offset_varints = varints(timestamp_deltas), varints(offset_deltas)
     key_lengths, key_bytes = _lengths(keys)
     value_lengths, value_bytes = _lengths(values)
     key_varints, value_varints = varints(key_lengths), varints(value_lengths)
@@ -164,9 +163,7 @@ def encode_records(
         values,
         header_data,
     ]
-    joined = pc.binary_join_element_wise(*parts, _EMPTY, null_handling="skip")
-    if isinstance(joined, pa.ChunkedArray):  # not expected for arrays; kept for safety
-        joined = pa.concat_arrays(joined.chunks)
+    joined = pc.binary_join_element_wise(*parts, _EMPTY, null_handling="skip")  # a new array: no slice offset
     _, ends, data = joined.buffers()
     record_ends = pa.Array.from_buffers(pa.int64(), len(joined), [None, ends], offset=1)
     return Records(data if data is not None else pa.py_buffer(b""), record_ends)
