@@ -15,15 +15,17 @@ The reader is the same for both: a ``confluent_kafka.Consumer`` with consumer_re
 ``enable.auto.commit`` off (the server has no group coordinator; nothing is committed on either side), assigned
 at OFFSET_BEGINNING on every partition, ``consume(1000)`` until every partition's last offset was read, touching
 each key and value. Rates count from just before ``assign()`` to the last record; MB/s counts key and value
-bytes. Prints each round and the medians: MB/s and records/s of both reads, the ratio serve/Kafka (target: at
-least 0.5), the serve process's peak memory (VmHWM) and CPU seconds beside the Kafka broker's CPU seconds, and
-each reading client's peak memory.
+bytes. Prints each round and the medians: MB/s and records/s of both reads, the ratio serve/Kafka of the medians
+and of each round (target: at least 0.5), the serve process's peak memory (VmHWM) and CPU seconds (the system
+part apart) beside the Kafka broker's CPU seconds during its read, and each reading client's CPU seconds and
+peak memory.
 
-``--profile DIR`` runs the server under cProfile instead (every thread, one ``.pstats`` file per thread and
-round in DIR, and the top functions printed); its figures are then slower than the real server's.
+``--profile DIR`` runs the server under cProfile instead (every thread: one ``.pstats`` file per thread and
+round in DIR, and the top functions of all threads in ``DIR/round<N>-all.txt``); its figures are then slower
+than the real server's.
 
     python bench/serve_throughput.py [--records 1000000] [--value-size 1024] [--partitions 4] [--store folder|s3]
-        [--segment-bytes 8MiB] [--batch-bytes 1MiB] [--compression none|gzip] [--rounds 3] [--profile DIR]
+        [--segment-bytes 8MiB] [--batch-bytes 1048576] [--compression none|gzip] [--rounds 3] [--profile DIR]
 """
 
 from __future__ import annotations
