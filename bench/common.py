@@ -3,12 +3,15 @@ running each role of a bench in its own process, in turns, keeping each role's f
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,9 +78,9 @@ def event_values(size: int, count: int = 4096) -> list[bytes]:
     return values
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory in MB (Linux VmHWM)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """The peak resident memory in MB (Linux VmHWM) of this process, or of process ``pid``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
@@ -115,3 +118,83 @@ def run_rounds(
 def fastest(runs: dict[str, list[dict]]) -> dict[str, dict]:
     """Each role's fastest run."""
     return {role: min(figures, key=lambda f: f["seconds"]) for role, figures in runs.items()}
+
+
+def add_archive_arguments(parser: argparse.ArgumentParser, value_size: int) -> None:
+    """The options of :func:`archived_topic`: --records, --value-size, --partitions, --store, --segment-bytes."""
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--value-size", type=int, default=value_size, help="value bytes per record (keys are ~9 B)")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--store", choices=("folder", "s3"), default="folder", help="where the archive lives")
+    parser.add_argument("--segment-bytes", default="8MiB", help="the archiver's segment size")
+
+
+def archived_topic(stack: Any, workdir: Path, name: str, args: Any) -> dict:
+    """A new topic in the stack's Kafka filled with ``args.records`` records of ``args.value_size`` bytes over
+    ``args.partitions`` partitions, archived by the real archiver (segments of ``args.segment_bytes``) into a
+    folder under ``workdir`` or, with ``args.store`` "s3", into the stack's MinIO. Returns the set-up the roles
+    share: bootstrap, topic, partitions, value_size, store, url, options (store options) and records."""
+    kafka = stack.get("kafka")
+    topic = f"bench-{name}-{uuid.uuid4().hex[:8]}"
+    setup = {
+        "bootstrap": kafka.bootstrap,
+        "topic": topic,
+        "partitions": args.partitions,
+        "value_size": args.value_size,
+        "store": args.store,
+        "url": str(workdir / "archive"),
+        "options": {},
+    }
+    (workdir / "archive").mkdir()
+    if args.store == "s3":
+        s3 = stack.get("s3")
+        setup["url"] = f"s3://{s3.bucket}/{topic}"
+        setup["options"] = {
+            "endpoint_url": s3.endpoint,
+            "region": s3.region,
+            "access_key_id": s3.access_key,
+            "secret_access_key": s3.secret_key,
+        }
+    print(f"producing {args.records} records of {args.value_size} B into {topic} ...", flush=True)
+    started = time.perf_counter()
+    setup["records"] = produce(kafka.bootstrap, topic, args.partitions, args.value_size, args.records * args.value_size)
+    print(f"  {time.perf_counter() - started:.1f} s; archiving ...", flush=True)
+    print(f"  {archive_topic(setup, workdir, args.segment_bytes):.1f} s", flush=True)
+    return setup
+
+
+def archive_topic(setup: dict, workdir: Path, segment_bytes: str, timeout: float = 600) -> float:
+    """Run the real archiver (``python -m pyrostore archive``) until the archive holds every record, then stop it
+    with SIGTERM; return the seconds it took."""
+    from pyrostore.archive import open_archive
+    from pyrostore.errors import TopicNotFound
+
+    command = [sys.executable, "-m", "pyrostore", "archive", "-b", setup["bootstrap"], "-t", setup["topic"]]
+    command += ["--store", setup["url"], "--segment-bytes", segment_bytes, "--segment-age", "2s"]
+    command += ["--log-format", "json", "--group", f"bench-archiver-{uuid.uuid4().hex}"]
+    for key, value in setup["options"].items():
+        command += ["-o", f"{key}={value}"]
+    log = workdir / "archiver.log"
+    archive = open_archive(setup["url"], **setup["options"])
+    started = time.perf_counter()
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        while True:
+            try:
+                archived = sum(archive.partition(setup["topic"], p).commit.records for p in range(setup["partitions"]))
+            except TopicNotFound:
+                archived = 0
+            if archived >= setup["records"]:
+                break
+            if proc.poll() is not None or time.perf_counter() - started > timeout:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the archiver holds {archived} of {setup['records']} records:\n{tail}")
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(60)
+        archive.close()
+    return elapsed

@@ -30,13 +30,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
-from bench.common import fastest, peak_rss_mb, produce, run_rounds, running_stack
+from bench.common import add_archive_arguments, archived_topic, fastest, peak_rss_mb, run_rounds, running_stack
 
 # The archiver's fetch tuning for its inner confluent_kafka.Consumer, as set in consumer_config() in
 # pyrostore/archiver/config.py (not exposed there as a constant; keep the two in step). Fetch sizes stay at
@@ -188,43 +185,6 @@ def run(role: str, setup: dict) -> dict:
     return role_batches(setup)
 
 
-def archive_topic(setup: dict, workdir: Path, segment_bytes: str, timeout: float = 600) -> float:
-    """Run the real archiver (``python -m pyrostore archive``) until the archive holds every record, then stop it
-    with SIGTERM; return the seconds it took."""
-    from pyrostore.archive import open_archive
-    from pyrostore.errors import TopicNotFound
-
-    command = [sys.executable, "-m", "pyrostore", "archive", "-b", setup["bootstrap"], "-t", setup["topic"]]
-    command += ["--store", setup["url"], "--segment-bytes", segment_bytes, "--segment-age", "2s"]
-    command += ["--log-format", "json", "--group", f"bench-archiver-{uuid.uuid4().hex}"]
-    for key, value in setup["options"].items():
-        command += ["-o", f"{key}={value}"]
-    log = workdir / "archiver.log"
-    archive = open_archive(setup["url"], **setup["options"])
-    started = time.perf_counter()
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        while True:
-            try:
-                archived = sum(archive.partition(setup["topic"], p).commit.records for p in range(setup["partitions"]))
-            except TopicNotFound:
-                archived = 0
-            if archived >= setup["records"]:
-                break
-            if proc.poll() is not None or time.perf_counter() - started > timeout:
-                tail = log.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"the archiver holds {archived} of {setup['records']} records:\n{tail}")
-            time.sleep(0.2)
-        elapsed = time.perf_counter() - started
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(60)
-        archive.close()
-    return elapsed
-
-
 def _segments(setup: dict) -> int:
     from pyrostore.archive import open_archive
 
@@ -311,11 +271,7 @@ def report(setup: dict, best: dict[str, dict], runs: dict[str, list[dict]]) -> N
 def main() -> None:
     """Start Kafka (and MinIO for ``--store s3``), produce, archive, measure every role, print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--value-size", type=int, default=100, help="value bytes per record (keys are ~9 B)")
-    parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--store", choices=("folder", "s3"), default="folder", help="where the archive lives")
-    parser.add_argument("--segment-bytes", default="8MiB", help="the archiver's segment size")
+    add_archive_arguments(parser, value_size=100)
     parser.add_argument("--rounds", type=int, default=2, help="runs of each role (the best counts)")
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
@@ -325,34 +281,7 @@ def main() -> None:
         return
 
     with running_stack("read") as (workdir, stack):
-        kafka = stack.get("kafka")
-        topic = f"bench-read-{uuid.uuid4().hex[:8]}"
-        setup = {
-            "bootstrap": kafka.bootstrap,
-            "topic": topic,
-            "partitions": args.partitions,
-            "value_size": args.value_size,
-            "store": args.store,
-            "url": str(workdir / "archive"),
-            "options": {},
-        }
-        (workdir / "archive").mkdir()
-        if args.store == "s3":
-            s3 = stack.get("s3")
-            setup["url"] = f"s3://{s3.bucket}/{topic}"
-            setup["options"] = {
-                "endpoint_url": s3.endpoint,
-                "region": s3.region,
-                "access_key_id": s3.access_key,
-                "secret_access_key": s3.secret_key,
-            }
-        print(f"producing {args.records} records of {args.value_size} B into {topic} ...", flush=True)
-        started = time.perf_counter()
-        setup["records"] = produce(
-            kafka.bootstrap, topic, args.partitions, args.value_size, args.records * args.value_size
-        )
-        print(f"  {time.perf_counter() - started:.1f} s; archiving ...", flush=True)
-        print(f"  {archive_topic(setup, workdir, args.segment_bytes):.1f} s", flush=True)
+        setup = archived_topic(stack, workdir, "read", args)
         setup["segments"] = _segments(setup)
         roles = [*BASELINE_ROLES, *PYROSTORE_ROLES]
         runs = run_rounds(roles, args.rounds, lambda _: (json.dumps(setup),), script=__file__)
