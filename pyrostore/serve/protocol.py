@@ -9,7 +9,6 @@ header and body; this module only picks the right types, and turns anything kio 
 from __future__ import annotations
 
 import functools
-import io
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -73,17 +72,24 @@ def decode_request(frame: bytes, versions: Mapping[int, tuple[int, int]]) -> Req
     return Request(api_key, version, correlation_id, header.client_id, body)
 
 
+class _Parts(list[bytes]):
+    """What kio's writers write, kept as the parts they wrote: joined once, at the exact size, where a growing
+    BytesIO copies a megabyte-sized Fetch response several times over (measured: half the page faults)."""
+
+    def write(self, data: bytes) -> int:
+        """Keep ``data``."""
+        self.append(data)
+        return len(data)
+
+
 def encode_response(correlation_id: int, response: ResponsePayload) -> bytes:
     """A complete response frame: length prefix, the response's header (its version's) and body."""
-    out = io.BytesIO()
-    out.write(b"\0\0\0\0")
+    parts = _Parts()
     header_type = response.__header_schema__
-    entity_writer(header_type)(out, header_type(correlation_id=i32(correlation_id)))
-    entity_writer(type(response))(out, response)
-    frame = out.getbuffer()
-    LENGTH.pack_into(frame, 0, len(frame) - LENGTH.size)
-    del frame
-    return out.getvalue()
+    # kio's writers only call ``write`` (its types say IO[bytes]; the serve tests encode every API through here).
+    entity_writer(header_type)(parts, header_type(correlation_id=i32(correlation_id)))  # type: ignore[arg-type]
+    entity_writer(type(response))(parts, response)  # type: ignore[arg-type]
+    return LENGTH.pack(sum(map(len, parts))) + b"".join(parts)
 
 
 @functools.cache
