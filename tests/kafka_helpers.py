@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from pyrostore.archive import Archive
 from pyrostore.errors import TopicNotFound
@@ -19,6 +19,20 @@ from pyrostore.store import open_store
 
 # (offset, timestamp type 0/1, timestamp, key, value, headers, leader epoch): what an archive must keep.
 Row = tuple
+
+
+def row(message: Message) -> Row:
+    """A record as an archive must keep it: (offset, timestamp type 0/1, timestamp, key, value, headers, epoch)."""
+    kind, stamp = message.timestamp()
+    return (
+        message.offset(),
+        kind - 1,
+        stamp,
+        message.key(),
+        message.value(),
+        message.headers() or [],
+        message.leader_epoch(),
+    )
 
 
 def kafka_rows(bootstrap: str, topic: str, partitions: int) -> dict[int, list[Row]]:
@@ -44,18 +58,7 @@ def kafka_rows(bootstrap: str, topic: str, partitions: int) -> dict[int, list[Ro
         if message.error():
             ended.add(message.partition())
             continue
-        kind, stamp = message.timestamp()
-        rows[message.partition()].append(
-            (
-                message.offset(),
-                kind - 1,
-                stamp,
-                message.key(),
-                message.value(),
-                message.headers() or [],
-                message.leader_epoch(),
-            )
-        )
+        rows[message.partition()].append(row(message))
     consumer.close()
     return rows
 

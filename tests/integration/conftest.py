@@ -1,19 +1,34 @@
-"""Fixtures for the operator's tests (its CRDs on the stack's API server, a namespace, a running operator) and
-the archived ``world`` that the consumer suites share."""
+"""Fixtures for the operator's tests (its CRDs on the stack's API server, a namespace, a running operator), the
+archived ``world`` that the consumer suites share, and a Kafka broker a test may stop."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client
 
+from e2e.stack import ServerFailed, Stack
 from e2e.stack.kafka import KafkaServer
 from e2e.stack.kube import KubeServer
 from e2e.stack.s3 import S3Server
 from tests.consumer_helpers import World, make_world
 from tests.operator_helpers import OperatorProcess, apply_crds
+
+
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[tuple[Stack, KafkaServer]]:
+    """A Kafka broker of the test's own (with its stack), so the test can stop and restart it."""
+    (tmp_path / "own-stack").mkdir()
+    stack = Stack(tmp_path / "own-stack")
+    try:
+        yield stack, stack.get("kafka")
+    except ServerFailed as exc:
+        pytest.fail(f"the test's own kafka server could not start: {exc}", pytrace=False)
+    finally:
+        stack.stop()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.serialization import StringDeserializer
 
 import pyrostore
-from e2e.stack import ServerFailed, Stack
 from tests.consumer_helpers import EOF, S3Archive, delete_head, read_to_end
 from tests.kafka_helpers import (
     ArchiverProcess,
@@ -146,19 +145,6 @@ def test_a_hole_is_an_error_naming_the_range_never_a_silent_jump(kafka, s3_serve
     after = [consumer.poll(10) for _ in range(50)]
     assert [m.offset() for m in after] == list(range(150, 200))
     consumer.close()
-
-
-@pytest.fixture
-def own_kafka(tmp_path):
-    """A Kafka broker of this test's own, so the test can stop it."""
-    (tmp_path / "own-stack").mkdir()
-    stack = Stack(tmp_path / "own-stack")
-    try:
-        yield stack, stack.get("kafka")
-    except ServerFailed as exc:
-        pytest.fail(f"the test's own kafka server could not start: {exc}", pytrace=False)
-    finally:
-        stack.stop()
 
 
 def test_archive_only_mode_reads_history_with_kafka_stopped(own_kafka, tmp_path):

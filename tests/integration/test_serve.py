@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from tests.consumer_helpers import S3Archive, create_topic
-from tests.kafka_helpers import COMPACTED, fill_compacted, kafka_rows, produce_numbered
+from tests.kafka_helpers import COMPACTED, fill_compacted, kafka_rows, produce_numbered, row
 from tests.serve_helpers import ServeProcess
 from tests.served_topics import BIG, BIG_TOPIC, archive_all, fill_appended, fill_edge, serve_archive
 
@@ -91,18 +91,7 @@ def _read_from(bootstrap: str, topic: str, partition: int, offset: int) -> list[
             if error is not None:
                 assert error.code() == KafkaError._PARTITION_EOF, error
                 return rows
-            kind, stamp = message.timestamp()
-            rows.append(
-                (
-                    message.offset(),
-                    kind - 1,
-                    stamp,
-                    message.key(),
-                    message.value(),
-                    message.headers() or [],
-                    message.leader_epoch(),
-                )
-            )
+            rows.append(row(message))
     finally:
         consumer.close()
 

@@ -11,30 +11,23 @@ from __future__ import annotations
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
-from e2e.stack import ServerFailed, Stack
 from tests.consumer_helpers import S3Archive, create_topic, delete_head
 from tests.kafka_helpers import kafka_rows, produce_numbered, wait_for
 from tests.serve_helpers import ServeProcess, free_port
+from tests.served_topics import serve_archive
 
 NO_COMMIT = {"enable.auto.commit": False}  # readers that assign: nothing to commit on close
 
 
 def _serve(archive: S3Archive, bootstrap: str, log: Path, *more: str) -> ServeProcess:
-    env = {
-        "AWS_ACCESS_KEY_ID": archive.server.access_key,
-        "AWS_SECRET_ACCESS_KEY": archive.server.secret_key,
-        "AWS_REGION": archive.server.region,
-    }
-    extra = ("-o", f"endpoint_url={archive.server.endpoint}", "--batch-bytes", "4KiB", "--bootstrap-servers", bootstrap)
-    return ServeProcess(archive.url, free_port(), log, *extra, *more, env=env).start()
+    """The archive served with small batches (fetches start inside batches), live Kafka past its end."""
+    return serve_archive(archive, archive.server, log, "--batch-bytes", "4KiB", "--bootstrap-servers", bootstrap, *more)
 
 
 def _metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -204,21 +197,8 @@ def test_offsets_neither_side_holds_are_out_of_range_and_logged(kafka, s3_server
         assert server.stop() == 0, server.log_text()[-2000:]
 
 
-@pytest.fixture
-def own_kafka(tmp_path: Path) -> Iterator:
-    """A Kafka broker of this test's own, so the test can stop it."""
-    (tmp_path / "own-stack").mkdir()
-    stack = Stack(tmp_path / "own-stack")
-    try:
-        yield stack.get("kafka")
-    except ServerFailed as exc:
-        pytest.fail(f"the test's own kafka server could not start: {exc}", pytrace=False)
-    finally:
-        stack.stop()
-
-
 def test_with_kafka_stopped_the_archive_is_still_served_then_the_tail_after_it_returns(own_kafka, s3_server, tmp_path):
-    kafka, topic, partitions = own_kafka, "outage", 2
+    (_, kafka), topic, partitions = own_kafka, "outage", 2
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
     admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(60)
     archive = S3Archive(s3_server)
