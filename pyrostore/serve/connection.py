@@ -45,7 +45,7 @@ class Connection:
 
     async def run(self) -> None:
         """Read, answer and write until the connection ends; never raises (except cancellation)."""
-        pending: asyncio.Queue[asyncio.Task[bytes] | None] = asyncio.Queue(MAX_IN_FLIGHT)
+        pending: asyncio.Queue[asyncio.Task[list[bytes]] | None] = asyncio.Queue(MAX_IN_FLIGHT)
         responder = asyncio.create_task(self._respond(pending))
         self.broker.metrics.accepted.inc()
         self.broker.metrics.connections.inc()
@@ -65,7 +65,7 @@ class Connection:
             if self.broker.live is not None:
                 await self.broker.live.release(self.number)
 
-    async def _read(self, pending: asyncio.Queue[asyncio.Task[bytes] | None]) -> None:
+    async def _read(self, pending: asyncio.Queue[asyncio.Task[list[bytes]] | None]) -> None:
         maximum = self.broker.config.max_request_bytes
         while True:
             try:
@@ -80,14 +80,14 @@ class Connection:
             task = asyncio.create_task(self._answer(request))
             await pending.put(task)
 
-    async def _answer(self, request: Request) -> bytes:
+    async def _answer(self, request: Request) -> list[bytes]:
         ctx = RequestContext(self.broker, request, self.peer, self.number)
         api = self.apis[request.api_key]
         self.broker.metrics.requests.labels(api.name, str(request.api_version)).inc()
         response = await api.handle(ctx)
         return encode_response(request.correlation_id, response)
 
-    async def _respond(self, pending: asyncio.Queue[asyncio.Task[bytes] | None]) -> None:
+    async def _respond(self, pending: asyncio.Queue[asyncio.Task[list[bytes]] | None]) -> None:
         """Write answers in request order until told to stop (None). After a failed answer the connection is
         closed and later answers are dropped (still taken from the queue, so the reader never waits on it)."""
         writing = True
@@ -96,7 +96,7 @@ class Connection:
                 task.cancel()
                 continue
             try:
-                data = await task
+                parts = await task
             except ProtocolError as exc:
                 self._close_for(exc)
                 writing = False
@@ -109,7 +109,8 @@ class Connection:
             try:
                 if self.writer.transport.is_closing():
                     raise ConnectionResetError
-                self.writer.write(data)
+                for part in parts:  # not joined: the transport sends what it can and keeps the rest once
+                    self.writer.write(part)
                 await self.writer.drain()
             except ConnectionError:
                 self.writer.transport.abort()

@@ -75,7 +75,7 @@ def test_response_frames(api_key, version, header_bytes):
         body = make(cls, error_code=ErrorCode.none, api_keys=keys, throttle_time=timedelta(0))
     else:
         body = make(cls, error_code=ErrorCode.none, throttle_time=timedelta(0), brokers=(), topics=(), controller_id=0)
-    frame = encode_response(99, body)
+    frame = b"".join(encode_response(99, body))
     (size,) = struct.unpack_from(">i", frame)
     assert size == len(frame) - 4
     assert struct.unpack_from(">i", frame, 4) == (99,)
