@@ -48,6 +48,7 @@ class PartitionResult:
     batches: list[bytes] = field(default_factory=list)
     snapshot: Snapshot | None = None
     lost: tuple[int, int] | None = None  # the archive recorded the offset's range [start, end) as lost
+    reading: bool = False  # the archive holds the offset: its batches go here
     kafka: KafkaExtent | None = None  # what Kafka held, as last seen
     from_kafka: bool = False  # live Kafka holds the offset: its answer goes here
     live: LivePartition | None = None  # Kafka's own answer, when Kafka served the partition
@@ -69,36 +70,52 @@ class Wanted:
     max_bytes: int
 
 
-def read_partition(
-    snapshot: Snapshot, offset: int, budget: Budget, max_bytes: int, cache: BatchCache
-) -> PartitionResult:
-    """Batches from the one holding ``offset`` on, while the budget allows, up to a lost range (when the offset
-    is in one: no batch, and ``lost`` says where). Blocking."""
-    result = PartitionResult(snapshot=snapshot)
+def read_partition(snapshot: Snapshot, offset: int, max_bytes: int, cache: BatchCache) -> list[bytes] | tuple[int, int]:
+    """Batches from the one holding ``offset`` on, within the partition's ``max_bytes`` (the first whatever its
+    size), up to a lost range; or, when the offset is in a lost range, that range ``(start, end)``. Blocking."""
+    batches: list[bytes] = []
     reader = snapshot.reader
     if reader is None:
-        return result
+        return batches
     used = 0
     for entry in reader.segments(offset, None):
         if entry.lost:
-            if not result.batches:
-                result.lost = (entry.base, entry.end)
-            return result
+            return batches or (entry.base, entry.end)
         for batch in cache.batches(reader, entry).from_offset(offset):
-            if not budget.take(len(batch.data), used, max_bytes):
-                return result
-            result.batches.append(batch.data)
+            if used and used + len(batch.data) > max_bytes:
+                return batches
+            batches.append(batch.data)
             used += len(batch.data)
-    return result
+    return batches
 
 
 async def collect(
     broker: Broker, connection: int, wanted: list[Wanted], max_bytes: int, min_bytes: int, wait: float, isolation: int
 ) -> list[PartitionResult]:
     """One pass over the wanted partitions: what each can answer now; what live Kafka serves, it is asked for
-    at once, waiting up to ``wait`` seconds when the archive found fewer than ``min_bytes``."""
+    at once, waiting up to ``wait`` seconds when the archive found fewer than ``min_bytes``.
+
+    Archived partitions are read side by side (a cold segment's build does not hold the others'), then the
+    response's limit is applied in request order, as if they had been read one after another."""
     budget = Budget(max_bytes)
-    results = [await _from_archive(broker, want, budget) for want in wanted]
+    results = [await _place(broker, want) for want in wanted]
+    reads = [(want, result) for want, result in zip(wanted, results, strict=True) if result.reading]
+    found = await asyncio.gather(*(_read(broker, want, result) for want, result in reads))
+    for (want, result), batches in zip(reads, found, strict=True):
+        if isinstance(batches, tuple):  # the offset is in a lost range: Kafka's, if it holds it
+            result.lost = batches
+            kafka = result.kafka
+            if kafka is not None and want.offset >= kafka.low:
+                result.from_kafka = True
+            else:
+                _hole(broker, want, result)
+            continue
+        used = 0
+        for batch in batches:
+            if not budget.take(len(batch), used, want.max_bytes):
+                break
+            result.batches.append(batch)
+            used += len(batch)
     live = [i for i, result in enumerate(results) if result.from_kafka]
     if live:
         ready = sum(r.size for r in results)
@@ -106,8 +123,9 @@ async def collect(
     return results
 
 
-async def _from_archive(broker: Broker, want: Wanted, budget: Budget) -> PartitionResult:
-    """The archive's answer for one partition, or one saying that live Kafka is to answer (``from_kafka``)."""
+async def _place(broker: Broker, want: Wanted) -> PartitionResult:
+    """Where one partition's answer comes from: an error now, the archive (``reading``), or live Kafka
+    (``from_kafka``)."""
     catalog, live = broker.catalog, broker.live
     served = catalog.topic(want.topic) if want.topic is not None else None
     if served is None or not 0 <= want.partition < served.partitions:
@@ -118,35 +136,45 @@ async def _from_archive(broker: Broker, want: Wanted, budget: Budget) -> Partiti
         at_end = last is None or want.offset >= last.next_offset
         max_age = broker.config.refresh_interval if at_end else STALE_MIDDLE
         snapshot = await catalog.snapshot(served.name, want.partition, max_age)
-        # Kafka's high watermark goes with archived records too: a client reaching the archive's end must not
-        # take it for the partition's end (librdkafka reports end-of-partition at the high watermark).
-        kafka = await live.extent(served.name, want.partition, broker.config.refresh_interval) if live else None
-        extent = (kafka.low, kafka.high) if kafka else None
-        position = fetch_position(want.offset, snapshot.start, snapshot.next_offset, extent)
-        result = PartitionResult(snapshot=snapshot, kafka=kafka)
-        if position is Position.RECORDS:
-            result = await asyncio.to_thread(
-                read_partition, snapshot, want.offset, budget, want.max_bytes, broker.batches
-            )
-            result.kafka = kafka
-            if result.lost is not None:
-                position = Position.KAFKA if kafka and want.offset >= kafka.low else Position.HOLE
-        if position is Position.KAFKA:
-            result.from_kafka = True
-        elif position is Position.HOLE:
-            _hole(served.name, want.partition, want.offset, result)
-            broker.metrics.holes.labels(served.name, str(want.partition)).inc()
-            result.error = ErrorCode.offset_out_of_range
-        elif position is Position.OUT_OF_RANGE:
-            result.error = ErrorCode.offset_out_of_range
-        return result
     except (StoreError, IntegrityError) as exc:
-        log.warning("Fetch %s [%d] at offset %d: %s", served.name, want.partition, want.offset, exc)
-        return PartitionResult(ErrorCode.kafka_storage_error)
+        return _storage_error(want, exc)
+    # Kafka's high watermark goes with archived records too: a client reaching the archive's end must not take
+    # it for the partition's end (librdkafka reports end-of-partition at the high watermark).
+    kafka = await live.extent(served.name, want.partition, broker.config.refresh_interval) if live else None
+    extent = (kafka.low, kafka.high) if kafka else None
+    position = fetch_position(want.offset, snapshot.start, snapshot.next_offset, extent)
+    result = PartitionResult(snapshot=snapshot, kafka=kafka)
+    if position is Position.RECORDS:
+        result.reading = True
+    elif position is Position.KAFKA:
+        result.from_kafka = True
+    elif position is Position.HOLE:
+        _hole(broker, want, result)
+    elif position is Position.OUT_OF_RANGE:
+        result.error = ErrorCode.offset_out_of_range
+    return result
 
 
-def _hole(topic: str, partition: int, offset: int, result: PartitionResult) -> None:
-    """Log a fetch at an offset that neither the archive nor Kafka holds."""
+async def _read(broker: Broker, want: Wanted, result: PartitionResult) -> list[bytes] | tuple[int, int]:
+    """:func:`read_partition` on a worker thread; a store failure becomes the partition's error."""
+    assert result.snapshot is not None
+    try:
+        return await asyncio.to_thread(read_partition, result.snapshot, want.offset, want.max_bytes, broker.batches)
+    except (StoreError, IntegrityError) as exc:
+        result.error = _storage_error(want, exc).error
+        return []
+
+
+def _storage_error(want: Wanted, exc: Exception) -> PartitionResult:
+    log.warning("Fetch %s [%d] at offset %d: %s", want.topic, want.partition, want.offset, exc)
+    return PartitionResult(ErrorCode.kafka_storage_error)
+
+
+def _hole(broker: Broker, want: Wanted, result: PartitionResult) -> None:
+    """Answer OFFSET_OUT_OF_RANGE for an offset that neither the archive nor Kafka holds; log and count it."""
+    topic, partition, offset = want.topic, want.partition, want.offset
+    result.error = ErrorCode.offset_out_of_range
+    broker.metrics.holes.labels(topic, str(partition)).inc()
     if result.lost is not None:
         first, end = result.lost
         why = "were lost before they were archived"
