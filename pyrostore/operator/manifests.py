@@ -141,6 +141,37 @@ def _container(
     return container
 
 
+def serve_command(body: Mapping, listen: str, advertise: str | None = None) -> list[str]:
+    """``pyrostore serve`` of a TopicArchive's topic: its archive, and its live Kafka past the archive's end."""
+    spec = body["spec"]
+    kafka, storage = spec["kafka"], spec["storage"]
+    command = ["pyrostore", "serve", "--store", storage["url"], "--topic", kafka["topic"]]
+    command += ["--bootstrap-servers", kafka["bootstrapServers"], "--listen", listen]
+    if advertise:
+        command += ["--advertise", advertise]
+    command += ["--log-format", "json"]
+    command += _pairs("-o", storage.get("options"))
+    command += _pairs("-X", kafka.get("properties"))
+    return command + _pod_wiring(storage, kafka)[3]
+
+
+def serve_container(
+    body: Mapping, settings: OperatorSettings, *, name: str, listen: str, advertise: str | None, resources: Mapping
+) -> tuple[Manifest, list[Manifest]]:
+    """A container running ``pyrostore serve`` for a TopicArchive, and the volumes its mounts need.
+
+    Ready once it accepts connections on its listen port (the serve command answers as soon as it listens).
+    """
+    spec = body["spec"]
+    env_from, volumes, mounts, _ = _pod_wiring(spec["storage"], spec["kafka"])
+    command = serve_command(body, listen, advertise)
+    container = _container(name, command, settings, {"resources": resources}, env_from, mounts)
+    port = int(listen.rsplit(":", 1)[1])
+    container["ports"] = [{"name": "kafka", "containerPort": port, "protocol": "TCP"}]
+    container["readinessProbe"] = {"tcpSocket": {"port": port}, "periodSeconds": 5}
+    return container, volumes
+
+
 def archiver_deployment(body: Mapping, settings: OperatorSettings) -> Manifest:
     """The archiver Deployment of a TopicArchive (``suspend: true`` makes zero replicas)."""
     spec, meta = body["spec"], body["metadata"]

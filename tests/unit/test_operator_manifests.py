@@ -13,6 +13,7 @@ from pyrostore.operator.manifests import (
     drifted,
     replay_command,
     replay_job,
+    serve_container,
 )
 from pyrostore.operator.settings import OperatorSettings
 from pyrostore.settings import parse_time
@@ -93,6 +94,27 @@ def test_archiver_deployment_is_owned_labelled_and_takes_credentials_from_the_se
     assert pod["serviceAccountName"] == "archiver"
     assert pod["volumes"][1]["secret"]["secretName"] == "creds"
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+
+
+def test_serve_container_serves_the_archive_and_its_live_topic_with_secret_references_only():
+    archive = _archive(kafka={"bootstrapServers": "k:9092", "topic": "orders", "propertiesSecret": {"name": "kp"}})
+    container, volumes = serve_container(
+        archive, SETTINGS, name="serve", listen="127.0.0.1:9092", advertise=None, resources={"limits": {"cpu": "1"}}
+    )
+    command = container["command"]
+    assert command[:2] == ["pyrostore", "serve"]
+    for flag, value in [("--store", "s3://b/p"), ("--topic", "orders"), ("--bootstrap-servers", "k:9092")]:
+        assert command[command.index(flag) + 1] == value
+    assert command[command.index("--listen") + 1] == "127.0.0.1:9092" and "--advertise" not in command
+    assert command[command.index("--kafka-properties") + 1].endswith("/client.properties")
+    assert container["envFrom"] == [{"secretRef": {"name": "creds"}}]
+    assert container["readinessProbe"]["tcpSocket"] == {"port": 9092}
+    assert container["resources"] == {"limits": {"cpu": "1"}}
+    assert {v["name"] for v in volumes} == {"tmp", "storage-credentials", "kafka-properties"}
+    advertised, _ = serve_container(
+        archive, SETTINGS, name="serve", listen="0.0.0.0:9092", advertise="svc.ns.svc:9092", resources={}
+    )
+    assert advertised["command"][advertised["command"].index("--advertise") + 1] == "svc.ns.svc:9092"
 
 
 def test_suspend_scales_to_zero():
