@@ -69,7 +69,7 @@ class Batch:
 
     base: int
     end: int
-    data: bytes
+    data: bytes | memoryview  # a view into its segment's encoded records when uncompressed
 
 
 def record_size(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> int:
@@ -198,8 +198,9 @@ def segment_batches(
         columns["key"],
         columns["value"],
         columns["headers"],
+        prefix=header_room(len(offsets), [cut.first_row for cut in cuts]),
     )
-    view = memoryview(records.data)
+    view = memoryview(records.data).cast("B")  # writable: the kernel's fresh buffer, shared by nothing else yet
     kinds, epochs = columns["timestamp_type"], columns["leader_epoch"]
     batches = []
     for cut in cuts:
@@ -214,8 +215,26 @@ def segment_batches(
             max_timestamp=pc.max(stamps_of_cut).as_py(),
             count=cut.stop_row - cut.first_row,
         )
-        batches.append(Batch(cut.base, cut.end, assemble(header, view[start:stop], compression)))
+        batch = view[start:stop]
+        if compression is Compression.NONE:
+            data: bytes | memoryview = seal(header, batch)
+        else:
+            data = assemble(header, batch[BATCH_OVERHEAD:], compression)
+        batches.append(Batch(cut.base, cut.end, data))
     return batches
+
+
+_ROOM = pa.scalar(bytes(BATCH_OVERHEAD), pa.large_binary())
+_NO_ROOM = pa.scalar(None, pa.large_binary())
+
+
+def header_room(count: int, first_rows: Sequence[int]) -> pa.Array:
+    """A batch header's worth of zero bytes at each batch's first row, null (nothing) at the other rows: written
+    before the records, it leaves each batch's header its place in the records' buffer."""
+    firsts = [False] * count
+    for row in first_rows:
+        firsts[row] = True
+    return pc.if_else(pa.array(firsts, pa.bool_()), _ROOM, _NO_ROOM)
 
 
 _COLUMNS = ("offset", "timestamp", "timestamp_type", "key", "value", "headers", "leader_epoch")
@@ -304,17 +323,34 @@ class BatchHeader:
 _HEADER = struct.Struct(">qiibIhiqqqhii")  # base offset ... record count: the 61 bytes before the records
 
 
+def seal(header: BatchHeader, batch: memoryview) -> memoryview:
+    """Write a v2 batch's header, CRC computed, into the first :data:`BATCH_OVERHEAD` bytes of ``batch`` (writable),
+    before its uncompressed records; return ``batch``. No copy of the records."""
+    batch[:BATCH_OVERHEAD] = _packed(header, len(batch) - BATCH_OVERHEAD, 0)
+    struct.pack_into(">I", batch, _CRC, crc32c.crc32c(batch[_ATTRIBUTES:]))
+    return batch
+
+
 def assemble(header: BatchHeader, records: memoryview, compression: Compression = Compression.NONE) -> bytes:
     """One v2 batch: its header, CRC computed, then ``records``, compressed as asked (even where that makes them
     larger, as aiokafka's builder does)."""
-    attributes = _LOG_APPEND_TIME if header.timestamp_type == TIMESTAMP_TYPE_LOG_APPEND_TIME else 0
     payload: bytes | memoryview = records
+    codec = 0
     if compression is not Compression.NONE:
         payload = gzip_encode(records)
-        attributes |= _CODECS[compression]
+        codec = _CODECS[compression]
+    head = _packed(header, len(payload), codec)
+    crc = crc32c.crc32c(payload, crc32c.crc32c(head[_ATTRIBUTES:]))
+    struct.pack_into(">I", head, _CRC, crc)
+    return b"".join((head, payload))
+
+
+def _packed(header: BatchHeader, payload_size: int, codec: int) -> bytearray:
+    """A batch header's bytes, CRC zero, before ``payload_size`` bytes of records compressed by ``codec``."""
+    attributes = codec | (_LOG_APPEND_TIME if header.timestamp_type == TIMESTAMP_TYPE_LOG_APPEND_TIME else 0)
     fields = [
         header.base,
-        _HEADER.size - _LENGTH_END + len(payload),
+        _HEADER.size - _LENGTH_END + payload_size,
         -1 if header.leader_epoch is None else header.leader_epoch,
         2,  # magic
         0,  # the CRC, below
@@ -327,7 +363,4 @@ def assemble(header: BatchHeader, records: memoryview, compression: Compression 
         -1,  # base sequence
         header.count,
     ]
-    head = bytearray(_HEADER.pack(*fields))
-    crc = crc32c.crc32c(payload, crc32c.crc32c(head[_ATTRIBUTES:]))
-    struct.pack_into(">I", head, _CRC, crc)
-    return b"".join((head, payload))
+    return bytearray(_HEADER.pack(*fields))

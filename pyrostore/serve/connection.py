@@ -17,7 +17,15 @@ import logging
 
 from pyrostore.errors import ProtocolError
 from pyrostore.serve.context import Api, Broker, RequestContext
-from pyrostore.serve.protocol import LENGTH, Request, decode_request, encode_response, frame_size
+from pyrostore.serve.protocol import (
+    LENGTH,
+    Frame,
+    Request,
+    decode_request,
+    encode_response,
+    frame_size,
+    send_pieces,
+)
 
 MAX_IN_FLIGHT = 64
 log = logging.getLogger("pyrostore.serve")
@@ -40,12 +48,14 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.number = number
+        # drain() waits until nothing is queued: the next piece is then sent straight from its own buffer.
+        writer.transport.set_write_buffer_limits(high=0)
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
     async def run(self) -> None:
         """Read, answer and write until the connection ends; never raises (except cancellation)."""
-        pending: asyncio.Queue[asyncio.Task[list[bytes]] | None] = asyncio.Queue(MAX_IN_FLIGHT)
+        pending: asyncio.Queue[asyncio.Task[Frame] | None] = asyncio.Queue(MAX_IN_FLIGHT)
         responder = asyncio.create_task(self._respond(pending))
         self.broker.metrics.accepted.inc()
         self.broker.metrics.connections.inc()
@@ -65,7 +75,7 @@ class Connection:
             if self.broker.live is not None:
                 await self.broker.live.release(self.number)
 
-    async def _read(self, pending: asyncio.Queue[asyncio.Task[list[bytes]] | None]) -> None:
+    async def _read(self, pending: asyncio.Queue[asyncio.Task[Frame] | None]) -> None:
         maximum = self.broker.config.max_request_bytes
         while True:
             try:
@@ -80,14 +90,14 @@ class Connection:
             task = asyncio.create_task(self._answer(request))
             await pending.put(task)
 
-    async def _answer(self, request: Request) -> list[bytes]:
+    async def _answer(self, request: Request) -> Frame:
         ctx = RequestContext(self.broker, request, self.peer, self.number)
         api = self.apis[request.api_key]
         self.broker.metrics.requests.labels(api.name, str(request.api_version)).inc()
         response = await api.handle(ctx)
         return encode_response(request.correlation_id, response)
 
-    async def _respond(self, pending: asyncio.Queue[asyncio.Task[list[bytes]] | None]) -> None:
+    async def _respond(self, pending: asyncio.Queue[asyncio.Task[Frame] | None]) -> None:
         """Write answers in request order until told to stop (None). After a failed answer the connection is
         closed and later answers are dropped (still taken from the queue, so the reader never waits on it)."""
         writing = True
@@ -109,9 +119,9 @@ class Connection:
             try:
                 if self.writer.transport.is_closing():
                     raise ConnectionResetError
-                for part in parts:  # not joined: the transport sends what it can and keeps the rest once
-                    self.writer.write(part)
-                await self.writer.drain()
+                for piece in send_pieces(parts):
+                    self.writer.write(piece)
+                    await self.writer.drain()  # returns at once unless the socket left some of it queued
             except ConnectionError:
                 self.writer.transport.abort()
                 writing = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -14,7 +15,7 @@ _COUNT = struct.Struct(">i")
 _COUNT_AT = 57  # a v2 batch's record count: after offset, length, epoch, magic, CRC, attributes, deltas, ids
 
 
-def record_count(records: bytes) -> int:
+def record_count(records: bytes | memoryview) -> int:
     """The number of records in whole v2 record batches laid end to end (a trailing partial batch, as Kafka may
     send, is not counted)."""
     count, pos = 0, 0
@@ -59,7 +60,7 @@ class ServeMetrics:
         )
         self._http: WSGIServer | None = None
 
-    def served(self, source: str, batches: list[bytes]) -> None:
+    def served(self, source: str, batches: Sequence[bytes | memoryview]) -> None:
         """Count record batches served from ``source``."""
         for batch in batches:
             self.bytes.labels(source).inc(len(batch))

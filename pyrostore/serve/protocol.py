@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,18 +72,47 @@ def decode_request(frame: bytes, versions: Mapping[int, tuple[int, int]]) -> Req
     return Request(api_key, version, correlation_id, header.client_id, body)
 
 
-class _Parts(list[bytes]):
+Frame = list[bytes | memoryview]  # a response frame as the parts to write in order
+
+
+class _Parts(Frame):
     """What kio's writers write, kept as the parts they wrote: a Fetch response's megabytes of records are then
     handed to the socket as they are, where a growing BytesIO copied them several times over (measured: half the
     page faults)."""
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         """Keep ``data``."""
         self.append(data)
         return len(data)
 
 
-def encode_response(correlation_id: int, response: ResponsePayload) -> list[bytes]:
+SEND_PIECE = 256 * 1024  # about what the socket takes at once when it has room
+_JOIN_BELOW = 16 * 1024
+
+
+def send_pieces(frame: Frame, piece: int = SEND_PIECE) -> Iterator[bytes | memoryview]:
+    """A frame's parts as the pieces to hand to the socket one at a time: runs of small parts (kio writes each
+    field on its own) joined, one send each; large parts (record batches) in slices of at most ``piece`` bytes.
+
+    Python 3.11's socket transport copies into its own buffer whatever the socket does not take at once, and
+    every later write while anything is queued: pieces the socket takes whole, each written once the last has
+    left, keep megabytes of records from being copied again."""
+    small: list[bytes | memoryview] = []
+    for part in frame:
+        if len(part) < _JOIN_BELOW:
+            small.append(part)
+            continue
+        if small:
+            yield b"".join(small)
+            small = []
+        view = memoryview(part)
+        for start in range(0, len(view), piece):
+            yield view[start : start + piece]
+    if small:
+        yield b"".join(small)
+
+
+def encode_response(correlation_id: int, response: ResponsePayload) -> Frame:
     """A complete response frame, as the parts to write in order: length prefix, the response's header (its
     version's) and body."""
     parts = _Parts()

@@ -138,9 +138,10 @@ def encode_records(
     keys: pa.Array,
     values: pa.Array,
     headers: pa.ListArray,
+    prefix: pa.Array | None = None,
 ) -> Records:
     """Every record of the columns (one row a record, deltas already relative to each record's batch), encoded
-    back to back."""
+    back to back; each preceded by its row of ``prefix`` (binary; null: nothing), which counts as that record's."""
     keys, values = keys.cast(pa.large_binary()), values.cast(pa.large_binary())
     stamp_varints, offset_varints = varints(timestamp_deltas), varints(offset_deltas)
     key_lengths, key_bytes = _lengths(keys)
@@ -153,6 +154,7 @@ def encode_records(
     body = pc.add(pc.add(body, header_sizes), 1)  # and the attributes byte
     length_varints = varints(body)
     parts: Sequence[pa.Array | pa.Scalar] = [
+        *([] if prefix is None else [prefix]),
         *length_varints.pieces,
         _ATTRIBUTES,
         *stamp_varints.pieces,

@@ -11,7 +11,7 @@ from kio.serial import entity_reader
 
 from pyrostore.errors import ProtocolError
 from pyrostore.serve.messages import item_type, make, response_type
-from pyrostore.serve.protocol import decode_request, encode_response, frame_size
+from pyrostore.serve.protocol import decode_request, encode_response, frame_size, send_pieces
 from tests.serve_helpers import request_frame
 
 VERSIONS = {18: (0, 4), 3: (0, 13), 1: (4, 18)}
@@ -83,3 +83,12 @@ def test_response_frames(api_key, version, header_bytes):
     assert used == header_bytes  # header v1 has tagged fields after the correlation id
     decoded, _ = entity_reader(cls)(frame[4:], used)
     assert decoded == body
+
+
+def test_send_pieces_join_small_parts_and_slice_large_ones_without_changing_the_bytes():
+    big = bytes(range(256)) * 4096  # 1 MiB
+    frame = [b"\x00\x00\x01\x00", b"ab", b"c", big, b"tail", memoryview(big)[:20_000], b"end"]
+    pieces = list(send_pieces(frame, piece=300_000))
+    assert b"".join(pieces) == b"".join(frame)
+    assert [len(p) for p in pieces] == [7, 300_000, 300_000, 300_000, 148_576, 4, 20_000, 3]
+    assert isinstance(pieces[1], memoryview)  # the record bytes themselves, not a copy

@@ -45,7 +45,7 @@ class PartitionResult:
     """What one partition of a fetch found."""
 
     error: ErrorCode = ErrorCode.none
-    batches: list[bytes] = field(default_factory=list)
+    batches: list[bytes | memoryview] = field(default_factory=list)
     snapshot: Snapshot | None = None
     lost: tuple[int, int] | None = None  # the archive recorded the offset's range [start, end) as lost
     reading: bool = False  # the archive holds the offset: its batches go here
@@ -70,10 +70,12 @@ class Wanted:
     max_bytes: int
 
 
-def read_partition(snapshot: Snapshot, offset: int, max_bytes: int, cache: BatchCache) -> list[bytes] | tuple[int, int]:
+def read_partition(
+    snapshot: Snapshot, offset: int, max_bytes: int, cache: BatchCache
+) -> list[bytes | memoryview] | tuple[int, int]:
     """Batches from the one holding ``offset`` on, within the partition's ``max_bytes`` (the first whatever its
     size), up to a lost range; or, when the offset is in a lost range, that range ``(start, end)``. Blocking."""
-    batches: list[bytes] = []
+    batches: list[bytes | memoryview] = []
     reader = snapshot.reader
     if reader is None:
         return batches
@@ -155,7 +157,7 @@ async def _place(broker: Broker, want: Wanted) -> PartitionResult:
     return result
 
 
-async def _read(broker: Broker, want: Wanted, result: PartitionResult) -> list[bytes] | tuple[int, int]:
+async def _read(broker: Broker, want: Wanted, result: PartitionResult) -> list[bytes | memoryview] | tuple[int, int]:
     """:func:`read_partition` on a worker thread; a store failure becomes the partition's error."""
     assert result.snapshot is not None
     try:
@@ -286,7 +288,7 @@ def response(ctx: RequestContext, wanted: list[Wanted], results: list[PartitionR
                 log_start_offset=start,
                 aborted_transactions=aborted,
                 preferred_read_replica=-1,
-                records=b"".join(result.batches),
+                records=joined(result.batches),
             )
         )
     topics = tuple(
@@ -294,6 +296,11 @@ def response(ctx: RequestContext, wanted: list[Wanted], results: list[PartitionR
         for (name, topic_id), partitions in grouped.items()
     )
     return make(cls, throttle_time=timedelta(0), error_code=ErrorCode.none, session_id=0, responses=topics)
+
+
+def joined(batches: list[bytes | memoryview]) -> bytes | memoryview:
+    """A partition's batches as one value: the one batch itself (not a copy of it), or their bytes joined."""
+    return batches[0] if len(batches) == 1 else b"".join(batches)
 
 
 def watermarks(result: PartitionResult) -> tuple[int, int, int]:
