@@ -16,10 +16,8 @@ from e2e.stack.cache import BuildError
 from pyrostore.operator.conditions import kstatus
 from tests.operator_helpers import GROUP, ROOT
 
-SCRIPTS = {
-    f"{GROUP}/TopicArchive": ROOT / "charts" / "pyrostore" / "health" / "topicarchive.lua",
-    f"{GROUP}/ReplayJob": ROOT / "charts" / "pyrostore" / "health" / "replayjob.lua",
-}
+CHART = ROOT / "charts" / "pyrostore"
+SCRIPTS = {f"{GROUP}/{kind}": CHART / "health" / f"{kind.lower()}.lua" for kind in ("TopicArchive", "ReplayJob")}
 
 _STALLED = ("Degraded", "Failed")
 # State (see state()) -> (Argo CD health, kstatus status).

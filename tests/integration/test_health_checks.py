@@ -5,12 +5,14 @@ returned them, against the stack's Kafka and MinIO. The table they must match is
 
 from __future__ import annotations
 
+import subprocess
+import tarfile
 import uuid
 
 import pytest
 from kubernetes import client
 
-from e2e.stack import health
+from e2e.stack import builds, health
 from pyrostore.operator.conditions import (
     PHASES,
     ArchiveObservation,
@@ -21,7 +23,7 @@ from pyrostore.operator.conditions import (
     stamp,
 )
 from tests.consumer_helpers import S3Archive, create_topic, delete_head
-from tests.health_helpers import EXPECTED, SCRIPTS, assert_health
+from tests.health_helpers import CHART, EXPECTED, SCRIPTS, assert_health
 from tests.kafka_helpers import produce_numbered
 from tests.operator_helpers import (
     GROUP,
@@ -85,6 +87,19 @@ def test_every_status_the_operator_can_write_reads_as_documented():
     for body in (archives[3], replays[-2]):
         deleting = {**body, "metadata": {**body["metadata"], "deletionTimestamp": "2026-11-24T10:00:00Z"}}
         assert health.evaluate([deleting], SCRIPTS)[0].kstatus.status == kstatus(deleting) == "Terminating"
+
+
+def test_the_chart_package_carries_the_scripts(tmp_path):
+    try:
+        helm = builds.helm()
+    except builds.BuildError as exc:
+        pytest.fail(f"cannot build helm: {exc}", pytrace=False)
+    done = subprocess.run([helm, "package", CHART, "-d", tmp_path], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with tarfile.open(next(tmp_path.glob("pyrostore-*.tgz"))) as package:
+        for path in SCRIPTS.values():
+            packed = package.extractfile(f"pyrostore/{path.relative_to(CHART)}")
+            assert packed is not None and packed.read() == path.read_bytes(), path
 
 
 @pytest.fixture(scope="module")

@@ -27,14 +27,6 @@ def test_the_docs_show_the_chart_s_scripts_exactly():
     assert shown == expected
 
 
-def test_the_scripts_live_in_the_chart():
-    chart = ROOT / "charts" / "pyrostore"
-    for path in SCRIPTS.values():
-        assert path.is_relative_to(chart) and path.is_file(), path
-    ignored = chart / ".helmignore"
-    assert not ignored.exists() or "health" not in ignored.read_text()
-
-
 def _body(conditions: list[dict], generation: int = 1, observed: int | None = 1) -> dict:
     status = {"conditions": stamp(conditions, None, observed or 1)}
     if observed is not None:
