@@ -183,8 +183,8 @@ def test_topic_archive_health_follows_the_operator(crds, operator_namespace, ope
     archives.wait("at-risk", "at risk", _ready("AtRisk"))
 
     covered = {row for _, row in assert_health(archives.versions())}
-    wanted = {"unobserved", "behind", "Starting", "Archiving", "Suspended", "AtRisk", "HistoryLost", "ConfigurationInvalid"}
-    assert covered >= wanted, covered
+    stalled = {"HistoryLost", "ConfigurationInvalid"}
+    assert covered >= {"unobserved", "behind", "Starting", "Archiving", "Suspended", "AtRisk"} | stalled, covered
 
 
 def test_replay_job_health_follows_the_operator(
