@@ -12,14 +12,20 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import urllib3
 import yaml
-from kubernetes import client
+from confluent_kafka import Producer
+from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
+
+from pyrostore.operator.conditions import kstatus
+from tests.consumer_helpers import create_topic
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUP, VERSION = "pyrostore.io", "v1alpha1"
@@ -192,3 +198,91 @@ def replay_job(name: str, topic: str, storage: dict, bootstrap: str, to_topic: s
             **spec,
         },
     }
+
+
+def topic_near_retention(bootstrap: str, records: int = 5) -> str:
+    """A new topic with a one-hour ``retention.ms`` holding ``records`` records 55 minutes old: past the operator's
+    AtRisk mark (80% of the retention), not yet deleted by Kafka."""
+    topic = create_topic(bootstrap, config={"retention.ms": str(3_600_000)})
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    old = int(time.time() * 1000) - 55 * 60_000
+    for i in range(records):
+        producer.produce(topic, b"v%d" % i, timestamp=old + i)
+    assert producer.flush(30) == 0
+    return topic
+
+
+def s3_storage(s3_server, prefix: str, secret: str = "s3-credentials") -> dict:
+    """A spec's ``storage`` section for ``prefix`` of the stack's MinIO bucket, credentials from ``secret``."""
+    return {
+        "url": f"s3://{s3_server.bucket}/{prefix}",
+        "options": {"endpoint_url": s3_server.endpoint, "region": s3_server.region},
+        "credentialsSecret": {"name": secret},
+    }
+
+
+def pods_of(api: client.ApiClient, namespace: str, job: str) -> list:
+    """The pods the Job controller created for ``job``."""
+    return client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
+
+
+def report_exit(api: client.ApiClient, namespace: str, pod, exit_code: int) -> None:
+    """What a kubelet reports when a pod's only container exited with ``exit_code``."""
+    terminated = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error"}
+    client.CoreV1Api(api).patch_namespaced_pod_status(
+        pod.metadata.name,
+        namespace,
+        {
+            "status": {
+                "phase": "Succeeded" if exit_code == 0 else "Failed",
+                "containerStatuses": [
+                    {
+                        "name": pod.spec.containers[0].name,
+                        "image": pod.spec.containers[0].image,
+                        "imageID": "",
+                        "ready": False,
+                        "restartCount": 0,
+                        "state": {"terminated": terminated},
+                    }
+                ],
+            }
+        },
+    )
+
+
+class StatusRecorder:
+    """Every version of one custom resource the API server sends on a watch, in order."""
+
+    def __init__(self, api: client.ApiClient, namespace: str, plural: str, name: str) -> None:
+        self.versions: list[dict] = []
+        self._stopped = False
+        self._watch = watch.Watch()
+        lister = client.CustomObjectsApi(api).list_namespaced_custom_object
+        self._thread = threading.Thread(
+            target=self._run, args=(lister, namespace, plural, f"metadata.name={name}"), daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, lister, namespace: str, plural: str, selector: str) -> None:
+        try:
+            for event in self._watch.stream(lister, GROUP, VERSION, namespace, plural, field_selector=selector):
+                self.versions.append(event["object"])
+        except urllib3.exceptions.ProtocolError:
+            if not self._stopped:  # stopping cuts the stream mid-chunk; anything else is a failure
+                raise
+
+    def stop(self) -> None:
+        """End the watch."""
+        self._stopped = True
+        self._watch.stop()
+
+    def kstatus_sequence(self) -> list[tuple[int, int | None, str]]:
+        """(generation, observedGeneration, kstatus) of each version with a status, repeats collapsed."""
+        seen: list[tuple[int, int | None, str]] = []
+        for body in self.versions:
+            if not body.get("status", {}).get("conditions"):
+                continue
+            state = (body["metadata"]["generation"], body["status"].get("observedGeneration"), kstatus(body))
+            if not seen or seen[-1] != state:
+                seen.append(state)
+        return seen

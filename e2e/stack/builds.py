@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from e2e.stack import debian
+from e2e.stack import debian, health
 from e2e.stack.cache import BuildError, cache_root, locked, log_for, maven_libs, run_step
 
 __all__ = ["BUILDERS", "BuildError", "cache_root", "main"]
@@ -200,6 +200,7 @@ BUILDERS = {
     "kafka-tools": kafka_tools_libs,
     "helm": helm,
     "kubeconform": kubeconform,
+    "healthcheck": health.healthcheck,
 }
 
 

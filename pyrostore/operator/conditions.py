@@ -1,7 +1,8 @@
 """Pure status logic: conditions Ready, Reconciling and Stalled as kstatus, Flux and Argo CD read them.
 
 Conditions keep their ``lastTransitionTime`` while their status stays the same. :func:`kstatus` restates the
-generic rules of sigs.k8s.io/cli-utils' kstatus, so tests can assert what Flux would conclude.
+generic rules of sigs.k8s.io/cli-utils' kstatus, so tests can assert what Flux would conclude (the tests check
+it against kstatus's own code, see e2e/stack/health.py).
 """
 
 from __future__ import annotations
@@ -159,16 +160,20 @@ def stamp(
 
 
 def kstatus(body: Mapping) -> str:
-    """The status kstatus computes for a custom resource: InProgress, Failed, Current or Terminating."""
+    """The status kstatus computes for a custom resource: InProgress, Failed, Current or Terminating.
+
+    Its order: a deletion; an unobserved generation; the first condition that is Reconciling=True or
+    Stalled=True; then the Ready condition (True is Current, False or Unknown InProgress); Current without one.
+    """
     meta, status = body.get("metadata") or {}, body.get("status") or {}
     if meta.get("deletionTimestamp"):
         return "Terminating"
     observed = status.get("observedGeneration")
     if observed is not None and observed != meta.get("generation"):
         return "InProgress"
-    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-    if conditions.get(RECONCILING) == "True":
-        return "InProgress"
-    if conditions.get(STALLED) == "True":
-        return "Failed"
-    return "Current"
+    conditions = status.get("conditions") or []
+    for condition in conditions:
+        if condition.get("status") == "True" and condition.get("type") in (RECONCILING, STALLED):
+            return "InProgress" if condition["type"] == RECONCILING else "Failed"
+    ready = next((c.get("status") for c in conditions if c.get("type") == READY), None)
+    return "InProgress" if ready in ("False", "Unknown") else "Current"

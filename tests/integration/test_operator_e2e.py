@@ -5,14 +5,10 @@ against real Kafka and MinIO; status, kstatus, deletion of the archive, and no c
 from __future__ import annotations
 
 import signal
-import threading
-import time
 import uuid
 
 import pytest
-import urllib3
-from confluent_kafka import Producer
-from kubernetes import client, watch
+from kubernetes import client
 
 from e2e.stack import s3 as stack_s3
 from e2e.stack.process import free_port
@@ -22,53 +18,20 @@ from tests.kafka_helpers import kafka_rows, produce_numbered
 from tests.operator_helpers import (
     GROUP,
     VERSION,
+    StatusRecorder,
     create_credentials_secret,
     create_custom,
     custom,
     everything_in,
+    pods_of,
     replay_job,
+    report_exit,
     run_container,
+    s3_storage,
     topic_archive,
+    topic_near_retention,
     wait_until,
 )
-
-
-class StatusRecorder:
-    """Every version of one custom resource the API server sends on a watch, in order."""
-
-    def __init__(self, api: client.ApiClient, namespace: str, plural: str, name: str) -> None:
-        self.versions: list[dict] = []
-        self._stopped = False
-        self._watch = watch.Watch()
-        lister = client.CustomObjectsApi(api).list_namespaced_custom_object
-        self._thread = threading.Thread(
-            target=self._run, args=(lister, namespace, plural, f"metadata.name={name}"), daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, lister, namespace: str, plural: str, selector: str) -> None:
-        try:
-            for event in self._watch.stream(lister, GROUP, VERSION, namespace, plural, field_selector=selector):
-                self.versions.append(event["object"])
-        except urllib3.exceptions.ProtocolError:
-            if not self._stopped:  # stopping cuts the stream mid-chunk; anything else is a failure
-                raise
-
-    def stop(self) -> None:
-        """End the watch."""
-        self._stopped = True
-        self._watch.stop()
-
-    def kstatus_sequence(self) -> list[tuple[int, int | None, str]]:
-        """(generation, observedGeneration, kstatus) of each version with a status, repeats collapsed."""
-        seen: list[tuple[int, int | None, str]] = []
-        for body in self.versions:
-            if not body.get("status", {}).get("conditions"):
-                continue
-            state = (body["metadata"]["generation"], body["status"].get("observedGeneration"), kstatus(body))
-            if not seen or seen[-1] != state:
-                seen.append(state)
-        return seen
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +39,6 @@ def s3_secret(crds, operator_namespace, s3_server) -> str:
     """The Secret of the stack's S3 credentials in the module's namespace."""
     create_credentials_secret(crds.api_client(), operator_namespace, "s3-credentials", s3_server)
     return "s3-credentials"
-
-
-def _storage(s3_server, prefix: str) -> dict:
-    return {
-        "url": f"s3://{s3_server.bucket}/{prefix}",
-        "options": {"endpoint_url": s3_server.endpoint, "region": s3_server.region},
-        "credentialsSecret": {"name": "s3-credentials"},
-    }
 
 
 def _condition(body: dict, kind: str) -> dict:
@@ -105,7 +60,7 @@ def test_archiver_deployment_archives_and_status_reports_it(
     topic = new_topic(partitions=2)
     produce_numbered(kafka.bootstrap, topic, 300, partitions=2)
     prefix = f"operator-{uuid.uuid4().hex[:8]}"
-    storage = _storage(s3_server, prefix)
+    storage = s3_storage(s3_server, prefix)
     body = topic_archive(
         "e2e", kafka.bootstrap, topic, storage, segment={"age": "1s"}, metricsPort=free_port(), deletionPolicy="Delete"
     )
@@ -179,34 +134,6 @@ def test_archiver_deployment_archives_and_status_reports_it(
     _assert_no_credential(api, ns, s3_server.secret_key, operator.log_text(), (tmp_path / "archiver.log").read_text())
 
 
-def _pods_of(api, namespace: str, job: str) -> list:
-    return client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
-
-
-def _report_exit(api, namespace: str, pod, exit_code: int) -> None:
-    """What a kubelet reports when a pod's only container exited with ``exit_code``."""
-    terminated = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error"}
-    client.CoreV1Api(api).patch_namespaced_pod_status(
-        pod.metadata.name,
-        namespace,
-        {
-            "status": {
-                "phase": "Succeeded" if exit_code == 0 else "Failed",
-                "containerStatuses": [
-                    {
-                        "name": "replay",
-                        "image": pod.spec.containers[0].image,
-                        "imageID": "",
-                        "ready": False,
-                        "restartCount": 0,
-                        "state": {"terminated": terminated},
-                    }
-                ],
-            }
-        },
-    )
-
-
 def test_replay_job_runs_an_indexed_job_to_success(
     crds, operator_namespace, operator, kafka, s3_server, s3_secret, new_topic, tmp_path
 ):
@@ -214,7 +141,7 @@ def test_replay_job_runs_an_indexed_job_to_success(
     source, target = new_topic(partitions=2), new_topic(partitions=2)
     produce_numbered(kafka.bootstrap, source, 200, partitions=2)
     prefix = f"replay-{uuid.uuid4().hex[:8]}"
-    storage = _storage(s3_server, prefix)
+    storage = s3_storage(s3_server, prefix)
 
     # Archive the source with the archiver command a TopicArchive would run.
     archive_spec = topic_archive("replay-source", kafka.bootstrap, source, storage, segment={"age": "1s"})
@@ -267,13 +194,13 @@ def test_replay_job_runs_an_indexed_job_to_success(
         "the ReplayJob's first phase",
     )
 
-    pods = wait_until(lambda: len(p := _pods_of(api, ns, job.metadata.name)) == 2 and p, 30, "the Job's two pods")
+    pods = wait_until(lambda: len(p := pods_of(api, ns, job.metadata.name)) == 2 and p, 30, "the Job's two pods")
     for pod in pods:
         index = pod.metadata.annotations["batch.kubernetes.io/job-completion-index"]
         pod_spec = api.sanitize_for_serialization(pod.spec)
         worker = run_container(api, ns, pod_spec, tmp_path / f"replay-{index}.log", {"JOB_COMPLETION_INDEX": index})
         assert worker.wait(120) == 0, (tmp_path / f"replay-{index}.log").read_text()[-3000:]
-        _report_exit(api, ns, pod, 0)
+        report_exit(api, ns, pod, 0)
 
     def succeeded():
         b = custom(api, ns, "replayjobs", "backfill")
@@ -302,18 +229,11 @@ def test_replay_job_runs_an_indexed_job_to_success(
 
 
 def test_unarchived_records_near_retention_make_the_archive_at_risk(
-    crds, operator_namespace, operator, kafka, s3_server, s3_secret, new_topic
+    crds, operator_namespace, operator, kafka, s3_server, s3_secret
 ):
     api, ns = crds.api_client(), operator_namespace
-    hour_ms = 3_600_000
-    topic = new_topic(partitions=1, config={"retention.ms": str(hour_ms)})
-    producer = Producer({"bootstrap.servers": kafka.bootstrap, "enable.idempotence": True})
-    # 55 minutes old with a one-hour retention: past the operator's 80% mark, not yet deleted by Kafka.
-    old = int(time.time() * 1000) - 55 * 60_000
-    for i in range(5):
-        producer.produce(topic, b"v%d" % i, timestamp=old + i)
-    assert producer.flush(30) == 0
-    storage = _storage(s3_server, f"risk-{uuid.uuid4().hex[:8]}")
+    topic = topic_near_retention(kafka.bootstrap)
+    storage = s3_storage(s3_server, f"risk-{uuid.uuid4().hex[:8]}")
     create_custom(api, ns, "topicarchives", topic_archive("at-risk", kafka.bootstrap, topic, storage))
 
     def at_risk():
@@ -331,14 +251,14 @@ def test_a_failed_replay_job_is_failed_and_stalled(
     crds, operator_namespace, operator, kafka, s3_server, s3_secret, new_topic, tmp_path
 ):
     api, ns = crds.api_client(), operator_namespace
-    storage = _storage(s3_server, f"empty-{uuid.uuid4().hex[:8]}")  # nothing archived there: the replay fails
+    storage = s3_storage(s3_server, f"empty-{uuid.uuid4().hex[:8]}")  # nothing archived there: the replay fails
     replay = replay_job("doomed", "never-archived", storage, kafka.bootstrap, new_topic(), backoffLimit=0)
     create_custom(api, ns, "replayjobs", replay)
-    pod = wait_until(lambda: _pods_of(api, ns, "doomed-replay"), 30, "the Job's pod")[0]
+    pod = wait_until(lambda: pods_of(api, ns, "doomed-replay"), 30, "the Job's pod")[0]
     worker = run_container(api, ns, api.sanitize_for_serialization(pod.spec), tmp_path / "replay.log")
     exit_code = worker.wait(120)
     assert exit_code != 0
-    _report_exit(api, ns, pod, exit_code)
+    report_exit(api, ns, pod, exit_code)
 
     def failed():
         b = custom(api, ns, "replayjobs", "doomed")
