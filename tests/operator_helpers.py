@@ -162,6 +162,7 @@ def everything_in(api: client.ApiClient, namespace: str) -> str:
         apps.list_namespaced_replica_set,
         batch.list_namespaced_job,
         core.list_namespaced_pod,
+        core.list_namespaced_service,
         core.list_namespaced_event,
         core.list_namespaced_config_map,
     ):

@@ -1,7 +1,8 @@
 """The kopf handlers: thin and idempotent, each builds the desired state and applies it.
 
-TopicArchive: create, update and resume apply the archiver Deployment (server-side apply) and refresh the
-status; a timer refreshes status and corrects drift; Deployment events restore a deleted or edited one.
+TopicArchive: create, update and resume apply the archiver Deployment (server-side apply), and with
+``spec.serve`` the serve Deployment and its Service (removed again without it), and refresh the status; a timer
+refreshes status and corrects drift; Deployment and Service events restore a deleted or edited one.
 ReplayJob: the Job is created once; a timer follows the Job and the replay's progress until it ends.
 Children carry controller owner references, so the garbage collector removes them with their owner.
 """
@@ -17,7 +18,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from pyrostore.errors import PyrostoreError
-from pyrostore.operator import conditions, manifests, replay_status, status
+from pyrostore.operator import conditions, endpoint, manifests, replay_status, status
 from pyrostore.operator.deletion import delete_topic_archive
 from pyrostore.operator.settings import GROUP, MANAGER, VERSION, OperatorSettings
 
@@ -51,9 +52,18 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # events for problems only; status carries the rest
 
 
-def _apply(manifest: Mapping) -> None:
-    """Server-side apply, taking back fields someone else changed."""
-    client.AppsV1Api(api()).patch_namespaced_deployment(
+def _calls(kind: str) -> tuple[Any, Any, Any]:
+    """read, patch and delete of a kind of child the operator applies."""
+    if kind == "Service":
+        core = client.CoreV1Api(api())
+        return core.read_namespaced_service, core.patch_namespaced_service, core.delete_namespaced_service
+    apps = client.AppsV1Api(api())
+    return apps.read_namespaced_deployment, apps.patch_namespaced_deployment, apps.delete_namespaced_deployment
+
+
+def _apply(manifest: Mapping) -> Any:
+    """Server-side apply, taking back fields someone else changed; the object as the server stored it."""
+    applied = _calls(manifest["kind"])[1](
         manifest["metadata"]["name"],
         manifest["metadata"]["namespace"],
         dict(manifest),
@@ -61,6 +71,7 @@ def _apply(manifest: Mapping) -> None:
         force=True,
         _content_type="application/apply-patch+yaml",
     )
+    return api().sanitize_for_serialization(applied)
 
 
 def _read(read, *args: str) -> Any:
@@ -72,14 +83,55 @@ def _read(read, *args: str) -> Any:
         raise
 
 
-def ensure_deployment(body: Mapping, logger: logging.Logger | logging.LoggerAdapter) -> None:
-    """Create or restore the archiver Deployment when it is missing or differs from the TopicArchive."""
-    desired = manifests.archiver_deployment(body, SETTINGS)
-    name, namespace = desired["metadata"]["name"], desired["metadata"]["namespace"]
-    actual = _read(client.AppsV1Api(api()).read_namespaced_deployment, name, namespace)
+Logger = logging.Logger | logging.LoggerAdapter
+
+
+def _ensure(desired: Mapping, logger: Logger) -> Any:
+    """Create or restore a child when it is missing or differs from ``desired``; the live object."""
+    kind, name, namespace = desired["kind"], desired["metadata"]["name"], desired["metadata"]["namespace"]
+    actual = _read(_calls(kind)[0], name, namespace)
     if actual is None or manifests.drifted(desired, actual):
-        _apply(desired)
-        logger.info(f"{'created' if actual is None else 'updated'} Deployment {name}")
+        done = "created" if actual is None else "updated"
+        if actual is not None and kind == "Service":
+            # Apply merges a Service's ports by (port, protocol): a hand-changed port would stay beside ours, under
+            # our port's name, which the server refuses. A merge patch replaces the list first.
+            ports = {"spec": {"ports": desired["spec"]["ports"]}}
+            _calls(kind)[1](name, namespace, ports, field_manager=MANAGER, _content_type="application/merge-patch+json")
+        actual = _apply(desired)
+        logger.info(f"{done} {kind} {name}")
+    return actual
+
+
+def ensure_deployment(body: Mapping, logger: Logger) -> None:
+    """Create or restore the archiver Deployment when it is missing or differs from the TopicArchive."""
+    _ensure(manifests.archiver_deployment(body, SETTINGS), logger)
+
+
+def _remove_owned(kind: str, name: str, owner: Mapping, logger: Logger) -> None:
+    """Delete a child this TopicArchive controls, if it exists (never a same-named object of someone else)."""
+    read, _, delete = _calls(kind)
+    namespace, uid = owner["metadata"]["namespace"], owner["metadata"]["uid"]
+    actual = _read(read, name, namespace)
+    refs = (actual or {}).get("metadata", {}).get("ownerReferences") or []
+    if any(ref.get("uid") == uid and ref.get("controller") for ref in refs):
+        try:
+            delete(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        logger.info(f"deleted {kind} {name}")
+
+
+def ensure_serve(body: Mapping, logger: Logger) -> dict[str, Any] | None:
+    """Apply the serve Deployment and Service of ``spec.serve``, or remove them without it; ``status.serve``."""
+    name = endpoint.serve_name(body["metadata"]["name"])
+    if not endpoint.serving(body):
+        for kind in ("Service", "Deployment"):
+            _remove_owned(kind, name, body, logger)
+        return None
+    deployment = _ensure(endpoint.serve_deployment(body, SETTINGS), logger)
+    _ensure(endpoint.serve_service(body), logger)
+    return endpoint.serve_status(body, deployment)
 
 
 def _write_status(patch: kopf.Patch, body: Mapping, new: list[conditions.Condition], **fields: Any) -> None:
@@ -90,8 +142,8 @@ def _write_status(patch: kopf.Patch, body: Mapping, new: list[conditions.Conditi
     patch.status["conditions"] = conditions.stamp(new, old, generation)
 
 
-def refresh_archive_status(body: Mapping, patch: kopf.Patch) -> None:
-    """Read the archive and Kafka and write partitions, totals and conditions into the status."""
+def refresh_archive_status(body: Mapping, patch: kopf.Patch, served: Mapping | None = None) -> None:
+    """Read the archive and Kafka and write partitions, totals, conditions and the endpoint into the status."""
     spec, namespace = body["spec"], body["metadata"]["namespace"]
     try:
         store = status.open_resource_store(api(), namespace, spec["storage"])
@@ -111,6 +163,7 @@ def refresh_archive_status(body: Mapping, patch: kopf.Patch) -> None:
         partitions=[p.as_status() for p in seen.partitions],
         lag=sum(p.lag for p in seen.partitions),
         archivedRecords=sum(p.records for p in seen.partitions),
+        serve=served,  # None removes it
     )
 
 
@@ -118,33 +171,64 @@ def refresh_archive_status(body: Mapping, patch: kopf.Patch) -> None:
 @kopf.on.create(GROUP, VERSION, "topicarchives")
 @kopf.on.update(GROUP, VERSION, "topicarchives", field="spec")
 def reconcile_archive(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    """Apply the archiver Deployment for this generation, then refresh the status."""
+    """Apply the archiver Deployment (and the endpoint's children) for this generation, then refresh the status."""
     ensure_deployment(body, logger)
-    refresh_archive_status(body, patch)
+    refresh_archive_status(body, patch, ensure_serve(body, logger))
 
 
 @kopf.timer(GROUP, VERSION, "topicarchives", interval=SETTINGS.status_interval, initial_delay=SETTINGS.status_interval)
 def refresh_archive(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    """Periodically: correct drift of the Deployment and refresh the status."""
+    """Periodically: correct drift of the children and refresh the status."""
     ensure_deployment(body, logger)
-    refresh_archive_status(body, patch)
+    refresh_archive_status(body, patch, ensure_serve(body, logger))
 
 
-@kopf.on.event(
-    "apps",
-    "v1",
-    "deployments",
-    labels={"app.kubernetes.io/managed-by": MANAGER, manifests.ARCHIVE_LABEL: kopf.PRESENT},
-)
-def restore_deployment(event: Mapping, body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-    """A managed Deployment was deleted or edited: restore it from its TopicArchive (unless that is going)."""
-    namespace, owner = body["metadata"]["namespace"], body["metadata"]["labels"][manifests.ARCHIVE_LABEL]
+_ARCHIVER_APP = "pyrostore-archiver"  # app.kubernetes.io/name of the archiver Deployment
+
+
+def _restore(kind: str, event: Mapping, body: kopf.Body, logger: Logger) -> None:
+    """A managed child was deleted or edited: restore it from its TopicArchive with the builder its
+    ``app.kubernetes.io/name`` names (unless the TopicArchive is going), or remove a serve child ``spec.serve``
+    no longer asks for."""
+    meta = body["metadata"]
+    app = meta["labels"].get("app.kubernetes.io/name")
+    if app not in (_ARCHIVER_APP, endpoint.SERVE_APP):
+        return  # not a child these handlers keep
     objects = client.CustomObjectsApi(api())
-    archive = _read(objects.get_namespaced_custom_object, GROUP, VERSION, namespace, "topicarchives", owner)
+    owner = meta["labels"][manifests.ARCHIVE_LABEL]
+    archive = _read(objects.get_namespaced_custom_object, GROUP, VERSION, meta["namespace"], "topicarchives", owner)
     if archive is None or archive["metadata"].get("deletionTimestamp"):
         return
-    if event.get("type") == "DELETED" or manifests.drifted(manifests.archiver_deployment(archive, SETTINGS), body):
-        ensure_deployment(archive, logger)  # reads it again: the event may be older than the last apply
+    if app == _ARCHIVER_APP:
+        desired = manifests.archiver_deployment(archive, SETTINGS)
+    elif not endpoint.serving(archive):
+        if event.get("type") != "DELETED":
+            _remove_owned(kind, meta["name"], archive, logger)
+        return
+    elif kind == "Service":
+        desired = endpoint.serve_service(archive)
+    else:
+        desired = endpoint.serve_deployment(archive, SETTINGS)
+    if event.get("type") == "DELETED" or manifests.drifted(desired, body):
+        _ensure(desired, logger)  # reads it again: the event may be older than the last apply
+
+
+_MANAGED: dict[str, Any] = {  # the children of TopicArchives
+    "app.kubernetes.io/managed-by": MANAGER,
+    manifests.ARCHIVE_LABEL: kopf.PRESENT,
+}
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=_MANAGED)
+def restore_deployment(event: Mapping, body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    """A TopicArchive's Deployment (archiver or serve) was deleted or edited: restore it from its own builder."""
+    _restore("Deployment", event, body, logger)
+
+
+@kopf.on.event("v1", "services", labels=_MANAGED)
+def restore_service(event: Mapping, body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    """A TopicArchive's serve Service was deleted or edited: restore it."""
+    _restore("Service", event, body, logger)
 
 
 def _deletes_archive(spec: kopf.Spec, **_: Any) -> bool:
@@ -153,14 +237,16 @@ def _deletes_archive(spec: kopf.Spec, **_: Any) -> bool:
 
 @kopf.on.delete(GROUP, VERSION, "topicarchives", when=_deletes_archive)
 def delete_archive(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-    """``deletionPolicy: Delete``: stop the archiver, then remove the topic's objects under the archive's prefix."""
-    name, namespace = manifests.deployment_name(body["metadata"]["name"]), body["metadata"]["namespace"]
+    """``deletionPolicy: Delete``: stop the archiver and the endpoint, then remove the topic's objects under the
+    archive's prefix."""
+    namespace, archive_name = body["metadata"]["namespace"], body["metadata"]["name"]
     apps, core = client.AppsV1Api(api()), client.CoreV1Api(api())
-    if _read(apps.read_namespaced_deployment, name, namespace) is not None:
-        apps.delete_namespaced_deployment(name, namespace, propagation_policy="Foreground")
-    selector = f"{manifests.ARCHIVE_LABEL}={body['metadata']['name']}"
+    for name in (manifests.deployment_name(archive_name), endpoint.serve_name(archive_name)):
+        if _read(apps.read_namespaced_deployment, name, namespace) is not None:
+            apps.delete_namespaced_deployment(name, namespace, propagation_policy="Foreground")
+    selector = f"{manifests.ARCHIVE_LABEL}={archive_name}"  # archiver and serve pods alike
     if core.list_namespaced_pod(namespace, label_selector=selector).items:
-        raise kopf.TemporaryError("waiting for the archiver's pods to stop before deleting the archive", delay=5)
+        raise kopf.TemporaryError("waiting for the archive's pods to stop before deleting the archive", delay=5)
     try:
         store = status.open_resource_store(api(), namespace, body["spec"]["storage"])
     except PyrostoreError as exc:

@@ -176,7 +176,7 @@ def test_operator_works_with_the_chart_service_account_token(crds, kafka, s3_ser
         operator.stop()
         _delete_cluster_scoped(api, docs)
     log = operator.log_text()
-    assert "created Deployment" in log
+    assert "created Deployment" in log and "created Service" in log and "deleted Service" in log
     problems = [line for line in log.splitlines() if any(word in line.lower() for word in PERMISSION_WORDS)]
     assert problems == [], "\n".join(problems[:5])
 
@@ -189,7 +189,8 @@ def _delete_cluster_scoped(api: client.ApiClient, docs: list[dict]) -> None:
 
 
 def _exercise_operator(api: client.ApiClient, namespace: str, kafka, s3_server, new_topic) -> None:
-    """Everything the operator does: children, status, Secrets, a finalizer, archive deletion, a Job."""
+    """Everything the operator does: children (the endpoint's Service too), status, Secrets, a finalizer, archive
+    deletion, a Job."""
     create_credentials_secret(api, namespace, "creds", s3_server)
     topic = new_topic(partitions=1)
     storage = {
@@ -197,7 +198,7 @@ def _exercise_operator(api: client.ApiClient, namespace: str, kafka, s3_server, 
         "options": {"endpoint_url": s3_server.endpoint},
         "credentialsSecret": {"name": "creds"},
     }
-    archive = topic_archive("chart", kafka.bootstrap, topic, storage, deletionPolicy="Delete")
+    archive = topic_archive("chart", kafka.bootstrap, topic, storage, deletionPolicy="Delete", serve={})
     create_custom(api, namespace, "topicarchives", archive)
     replay = replay_job("chart", topic, storage, kafka.bootstrap, f"{topic}-copy")
     create_custom(api, namespace, "replayjobs", replay)
@@ -210,5 +211,14 @@ def _exercise_operator(api: client.ApiClient, namespace: str, kafka, s3_server, 
         "the TopicArchive's status",
     )
     wait_until(lambda: custom(api, namespace, "replayjobs", "chart").get("status", {}).get("phase"), 30, "a phase")
+    core = client.CoreV1Api(api)
+    wait_until(lambda: core.list_namespaced_service(namespace).items, 30, "the serve Service")
+    core.delete_namespaced_service("chart-serve", namespace)  # restored: the operator watches Services
+    wait_until(lambda: core.list_namespaced_service(namespace).items, 30, "the serve Service restored")
+    client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "topicarchives", "chart", {"spec": {"serve": None}}
+    )
+    wait_until(lambda: not core.list_namespaced_service(namespace).items, 30, "the serve Service removed")
+    wait_until(lambda: len(apps.list_namespaced_deployment(namespace).items) == 1, 30, "the serve Deployment removed")
     client.CustomObjectsApi(api).delete_namespaced_custom_object(GROUP, VERSION, namespace, "topicarchives", "chart")
     wait_until(lambda: custom(api, namespace, "topicarchives", "chart") is None, 60, "the TopicArchive's deletion")
