@@ -136,6 +136,34 @@ def run_container(
         return subprocess.Popen([sys.executable, "-m", *command], stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
+def report_pod_end(api: client.ApiClient, namespace: str, pod: Mapping, exit_codes: Mapping[str, int]) -> None:
+    """What a kubelet reports when the pod's containers exited with ``exit_codes`` (by name; its native sidecars,
+    init containers with ``restartPolicy: Always``, are ended by the kubelet after them with SIGTERM's 143)."""
+
+    def status(container: Mapping, code: int) -> dict:
+        terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
+        return {
+            "name": container["name"],
+            "image": container["image"],
+            "imageID": "",
+            "ready": False,
+            "restartCount": 0,
+            "state": {"terminated": terminated},
+        }
+
+    spec = pod["spec"]
+    codes = [exit_codes[c["name"]] for c in spec["containers"]]
+    sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+    body = {
+        "status": {
+            "phase": "Succeeded" if not any(codes) else "Failed",
+            "initContainerStatuses": [status(c, 143) for c in sidecars],
+            "containerStatuses": [status(c, code) for c, code in zip(spec["containers"], codes, strict=True)],
+        }
+    }
+    client.CoreV1Api(api).patch_namespaced_pod_status(pod["metadata"]["name"], namespace, body)
+
+
 def custom(api: client.ApiClient, namespace: str, plural: str, name: str) -> dict | None:
     """A custom resource of ``pyrostore.io`` as a dict, or None when it does not exist."""
     try:

@@ -143,6 +143,24 @@ def with_sidecar(
     return spec
 
 
-def missing_archive(namespace: str, name: str) -> str:
-    """The refusal of a pod whose annotation names a TopicArchive that does not exist."""
-    return f"annotation {SERVE_ANNOTATION} names TopicArchive {name!r}, which does not exist in namespace {namespace}"
+def serve_pod(body: Mapping, archive: Mapping, settings: OperatorSettings, defaults: SidecarSettings) -> Manifest:
+    """The pod template of a serve-mode ReplayJob: the user's template with the sidecar of ``archive``, run once.
+
+    Its restart policy is Never unless the template says OnFailure; the sidecar takes the ReplayJob's
+    ``resources`` (the chart's default when absent), and the pod the workloads' ServiceAccount unless the template
+    names one. Raises SidecarRefused (a volume name clash).
+    """
+    spec = body["spec"]
+    serve, template = spec["serve"], spec["serve"]["template"]
+    port = serve.get("port", defaults.port)
+    pod = with_sidecar(template["spec"], archive, settings, port, spec.get("resources") or defaults.resources)
+    if pod.get("restartPolicy") != "OnFailure":
+        pod["restartPolicy"] = "Never"
+    if settings.service_account and not pod.get("serviceAccountName"):
+        pod["serviceAccountName"] = settings.service_account
+    return {"metadata": copy.deepcopy(dict(template.get("metadata") or {})), "spec": pod}
+
+
+def missing_archive(namespace: str, name: str, named_by: str = f"annotation {SERVE_ANNOTATION}") -> str:
+    """The message for a TopicArchive that does not exist (named by a pod's annotation, or ``named_by``)."""
+    return f"{named_by} names TopicArchive {name!r}, which does not exist in namespace {namespace}"

@@ -17,7 +17,6 @@ from kubernetes.client.rest import ApiException
 from pyrostore.operator import handlers, sidecar, webhook_server
 from pyrostore.operator.settings import GROUP, VERSION
 
-SIDECAR = sidecar.SidecarSettings.from_env()
 WEBHOOK = webhook_server.WebhookSettings.from_env()
 
 
@@ -50,11 +49,11 @@ def inject_sidecar(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         name = sidecar.requested_archive(body)
         if name is None:
             return
-        port = sidecar.requested_port(body, SIDECAR.port)
+        port = sidecar.requested_port(body, handlers.SIDECAR.port)
         archive = _topic_archive(namespace, name)
         if archive is None:
             raise sidecar.SidecarRefused(sidecar.missing_archive(namespace, name))
-        spec = sidecar.with_sidecar(body.spec, archive, handlers.SETTINGS, port, SIDECAR.resources)
+        spec = sidecar.with_sidecar(body.spec, archive, handlers.SETTINGS, port, handlers.SIDECAR.resources)
     except sidecar.SidecarRefused as exc:
         raise kopf.AdmissionError(str(exc), code=400) from exc
     if spec != dict(body.spec):

@@ -174,9 +174,9 @@ def test_examples_validate_with_kubeconform_against_the_crd_schemas(tmp_path):
     kubeconform = _tool(builds.kubeconform)
     schemas = _schema_folder(tmp_path)
     location = f"{schemas}/{{{{ .ResourceKind }}}}_{{{{ .ResourceAPIVersion }}}}.json"
-    examples = [ROOT / "examples" / name for name in ("topicarchive.yaml", "replayjob.yaml")]
+    examples = [ROOT / "examples" / name for name in ("topicarchive.yaml", "replayjob.yaml", "replayjob-serve.yaml")]
     out = _run(kubeconform, "-strict", "-summary", "-schema-location", location, *examples)
-    assert "Valid: 2" in out
+    assert "Valid: 3" in out
     broken = yaml.safe_load((ROOT / "examples" / "topicarchive.yaml").read_text())
     broken["spec"]["replicas"] = "two"
     (tmp_path / "broken.yaml").write_text(yaml.safe_dump(broken))
@@ -194,7 +194,7 @@ def test_examples_are_accepted_by_the_api_server(crds):
     _namespaces(api, namespace)
     docs = [
         yaml.safe_load((ROOT / "examples" / name).read_text())
-        for name in ("secret.yaml", "topicarchive.yaml", "replayjob.yaml")
+        for name in ("secret.yaml", "topicarchive.yaml", "replayjob.yaml", "replayjob-serve.yaml")
     ]
     for doc in docs:
         doc["metadata"]["namespace"] = namespace

@@ -12,6 +12,7 @@ from cryptography import x509
 
 from pyrostore.errors import InvalidSetting
 from pyrostore.operator.certificates import ca_bundle_patch, issue
+from pyrostore.operator.manifests import serve_job
 from pyrostore.operator.settings import OperatorSettings
 from pyrostore.operator.sidecar import (
     SidecarRefused,
@@ -20,6 +21,7 @@ from pyrostore.operator.sidecar import (
     missing_archive,
     requested_archive,
     requested_port,
+    serve_pod,
     with_sidecar,
 )
 from pyrostore.operator.webhook_server import WebhookSettings
@@ -196,3 +198,49 @@ def test_the_ca_bundle_patch_sets_each_webhook_that_lacks_it():
     ]
     configuration["webhooks"] = [configuration["webhooks"][1]]
     assert ca_bundle_patch(configuration, bundle) == []
+
+
+def _serve_replay(**serve) -> dict:
+    template = {
+        "metadata": {"labels": {"app": "reader"}, "annotations": {"team": "data"}},
+        "spec": {"containers": [{"name": "reader", "image": "kcat:1", "command": ["kcat", "-b", "localhost:9092"]}]},
+    }
+    return {
+        "kind": "ReplayJob",
+        "metadata": {"name": "reads", "namespace": "team-a", "uid": "abcdef123456"},
+        "spec": {"serve": {"topicArchive": "orders", "template": template, **serve}, "backoffLimit": 2},
+    }
+
+
+def test_a_serve_mode_job_runs_the_consumer_once_beside_the_sidecar():
+    body = _serve_replay(port=19092)
+    job = serve_job(body, serve_pod(body, _archive(), SETTINGS, SidecarSettings()))
+    assert job["metadata"]["name"] == "reads-replay"
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "ReplayJob"
+    assert (job["spec"]["completions"], job["spec"]["parallelism"], job["spec"]["backoffLimit"]) == (1, 1, 2)
+    assert "completionMode" not in job["spec"]
+    template = job["spec"]["template"]
+    assert template["metadata"]["labels"] == {"app": "reader", **job["metadata"]["labels"]}
+    assert template["metadata"]["annotations"] == {"team": "data"}
+    pod = template["spec"]
+    assert pod["containers"] == body["spec"]["serve"]["template"]["spec"]["containers"]
+    assert pod["restartPolicy"] == "Never" and "serviceAccountName" not in pod
+    serve = pod["initContainers"][0]
+    assert serve["name"] == "pyrostore-serve" and serve["restartPolicy"] == "Always"
+    assert "--listen 127.0.0.1:19092" in " ".join(serve["command"])
+    assert serve["resources"] == SidecarSettings().resources
+    assert "initContainers" not in body["spec"]["serve"]["template"]["spec"]  # the ReplayJob is not changed
+
+
+def test_a_serve_mode_pod_takes_the_replays_resources_the_default_port_and_the_workload_account():
+    body = _serve_replay()
+    body["spec"]["resources"] = RESOURCES
+    body["spec"]["serve"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    settings = OperatorSettings(image="img:1", service_account="archive-reader")
+    pod = serve_pod(body, _archive(), settings, SidecarSettings(port=9093))
+    assert pod["spec"]["restartPolicy"] == "OnFailure" and pod["spec"]["serviceAccountName"] == "archive-reader"
+    assert pod["spec"]["initContainers"][0]["resources"] == RESOURCES
+    assert "--listen 127.0.0.1:9093" in " ".join(pod["spec"]["initContainers"][0]["command"])
+    body["spec"]["serve"]["template"]["spec"]["serviceAccountName"] = "own"
+    assert serve_pod(body, _archive(), settings, SidecarSettings())["spec"]["serviceAccountName"] == "own"
+    assert missing_archive("team-a", "late", "spec.serve.topicArchive").startswith("spec.serve.topicArchive names")
