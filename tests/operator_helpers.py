@@ -104,9 +104,19 @@ class OperatorProcess:
                 self.proc.wait(10)
 
 
-def secret_env(api: client.ApiClient, namespace: str, pod_spec: Mapping) -> dict[str, str]:
-    """The environment a kubelet gives the pod's first container from its ``env`` and ``envFrom`` Secrets."""
-    container = pod_spec["containers"][0]
+def pod_container(pod_spec: Mapping, name: str | None = None) -> Mapping:
+    """The pod's container (or init container) called ``name``; its first container when no name is given."""
+    if name is None:
+        return pod_spec["containers"][0]
+    found = [c for c in [*(pod_spec.get("initContainers") or []), *pod_spec["containers"]] if c["name"] == name]
+    assert found, f"the pod has no container {name}"
+    return found[0]
+
+
+def secret_env(api: client.ApiClient, namespace: str, pod_spec: Mapping, name: str | None = None) -> dict[str, str]:
+    """The environment a kubelet gives a container of the pod (its first by default) from its ``env`` and
+    ``envFrom`` Secrets."""
+    container = pod_container(pod_spec, name)
     env: dict[str, str] = {}
     for source in container.get("envFrom") or []:
         secret = client.CoreV1Api(api).read_namespaced_secret(source["secretRef"]["name"], namespace)
@@ -116,14 +126,48 @@ def secret_env(api: client.ApiClient, namespace: str, pod_spec: Mapping) -> dict
 
 
 def run_container(
-    api: client.ApiClient, namespace: str, pod_spec: Mapping, log: Path, extra_env: dict[str, str] | None = None
+    api: client.ApiClient,
+    namespace: str,
+    pod_spec: Mapping,
+    log: Path,
+    extra_env: dict[str, str] | None = None,
+    name: str | None = None,
 ) -> subprocess.Popen:
-    """Start the pod's container command locally (``pyrostore`` run from this checkout), as a kubelet would."""
-    command = list(pod_spec["containers"][0]["command"])
+    """Start a container's command of the pod (its first by default) locally (``pyrostore`` run from this
+    checkout), as a kubelet would."""
+    command = list(pod_container(pod_spec, name)["command"])
     assert command[0] == "pyrostore", command
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **secret_env(api, namespace, pod_spec), **(extra_env or {})}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **secret_env(api, namespace, pod_spec, name), **(extra_env or {})}
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", *command], stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def report_pod_end(api: client.ApiClient, namespace: str, pod: Mapping, exit_codes: Mapping[str, int]) -> None:
+    """What a kubelet reports when the pod's containers exited with ``exit_codes`` (by name; its native sidecars,
+    init containers with ``restartPolicy: Always``, are ended by the kubelet after them with SIGTERM's 143)."""
+
+    def status(container: Mapping, code: int) -> dict:
+        terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
+        return {
+            "name": container["name"],
+            "image": container["image"],
+            "imageID": "",
+            "ready": False,
+            "restartCount": 0,
+            "state": {"terminated": terminated},
+        }
+
+    spec = pod["spec"]
+    codes = [exit_codes[c["name"]] for c in spec["containers"]]
+    sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+    body = {
+        "status": {
+            "phase": "Succeeded" if not any(codes) else "Failed",
+            "initContainerStatuses": [status(c, 143) for c in sidecars],
+            "containerStatuses": [status(c, code) for c, code in zip(spec["containers"], codes, strict=True)],
+        }
+    }
+    client.CoreV1Api(api).patch_namespaced_pod_status(pod["metadata"]["name"], namespace, body)
 
 
 def custom(api: client.ApiClient, namespace: str, plural: str, name: str) -> dict | None:

@@ -117,6 +117,12 @@ def replay_conditions(phase: str, message: str) -> list[Condition]:
     return _three((False, phase, message), (True, phase, message), (False, phase, ""))
 
 
+def replay_blocked(reason: str, message: str) -> list[Condition]:
+    """A ReplayJob whose Job cannot be made yet (a serve-mode ReplayJob's TopicArchive is missing): Stalled, so
+    kstatus reports it Failed until the cause goes away and the Job is made."""
+    return _three((False, reason, message), (False, reason, ""), (True, reason, message))
+
+
 def _job_condition(job: Mapping, kind: str) -> Mapping | None:
     for condition in (job.get("status") or {}).get("conditions") or []:
         if condition.get("type") == kind and condition.get("status") == "True":

@@ -3,7 +3,8 @@
 TopicArchive: create, update and resume apply the archiver Deployment (server-side apply), and with
 ``spec.serve`` the serve Deployment and its Service (removed again without it), and refresh the status; a timer
 refreshes status and corrects drift; Deployment and Service events restore a deleted or edited one.
-ReplayJob: the Job is created once; a timer follows the Job and the replay's progress until it ends.
+ReplayJob: the Job is created once (in serve mode, once its TopicArchive exists); a timer follows the Job and
+the replay's progress until it ends.
 Children carry controller owner references, so the garbage collector removes them with their owner.
 """
 
@@ -18,7 +19,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from pyrostore.errors import PyrostoreError
-from pyrostore.operator import conditions, endpoint, manifests, replay_status, status
+from pyrostore.operator import conditions, endpoint, manifests, replay_status, sidecar, status
 from pyrostore.operator.deletion import delete_topic_archive
 from pyrostore.operator.settings import GROUP, MANAGER, VERSION, OperatorSettings
 
@@ -258,13 +259,40 @@ def delete_archive(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     logger.info(f"deleted {deleted} object(s) of the archive of {body['spec']['kafka']['topic']} in {store.url}")
 
 
+SIDECAR = sidecar.SidecarSettings.from_env()
+
+
+class JobBlocked(Exception):
+    """The Job of a ReplayJob cannot be made yet; ``reason`` and the message go into its conditions."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def desired_job(body: Mapping) -> manifests.Manifest:
+    """The Job a ReplayJob wants: the replay's, or in serve mode its consumer beside the TopicArchive's sidecar.
+    Raises JobBlocked when the serve-mode TopicArchive is missing or its sidecar does not fit the pod."""
+    if "serve" not in body["spec"]:
+        return manifests.replay_job(body, SETTINGS)
+    name, namespace = body["spec"]["serve"]["topicArchive"], body["metadata"]["namespace"]
+    objects = client.CustomObjectsApi(api())
+    archive = _read(objects.get_namespaced_custom_object, GROUP, VERSION, namespace, "topicarchives", name)
+    if archive is None:
+        raise JobBlocked("TopicArchiveNotFound", sidecar.missing_archive(namespace, name, "spec.serve.topicArchive"))
+    try:
+        return manifests.serve_job(body, sidecar.serve_pod(body, archive, SETTINGS, SIDECAR))
+    except sidecar.SidecarRefused as exc:
+        raise JobBlocked("ConfigurationInvalid", str(exc)) from exc
+
+
 def ensure_job(body: Mapping, logger: logging.Logger | logging.LoggerAdapter) -> Mapping | None:
-    """The ReplayJob's Job, created if it is missing and the replay has not ended."""
-    desired = manifests.replay_job(body, SETTINGS)
-    name, namespace = desired["metadata"]["name"], desired["metadata"]["namespace"]
+    """The ReplayJob's Job, created if it is missing and the replay has not ended. Raises JobBlocked."""
+    name, namespace = manifests.job_name(body["metadata"]["name"]), body["metadata"]["namespace"]
     batch = client.BatchV1Api(api())
     job = _read(batch.read_namespaced_job, name, namespace)
     if job is None and (body.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+        desired = desired_job(body)
         try:
             job = api().sanitize_for_serialization(
                 batch.create_namespaced_job(namespace, client.V1Job.model_validate(desired))
@@ -278,8 +306,9 @@ def ensure_job(body: Mapping, logger: logging.Logger | logging.LoggerAdapter) ->
 
 
 def refresh_replay_status(body: Mapping, patch: kopf.Patch, job: Mapping | None) -> None:
-    """Write the phase, progress and conditions of a ReplayJob from its Job and the replay's checkpoint."""
-    progress = replay_status.read_progress(api(), body)
+    """Write the phase, progress and conditions of a ReplayJob from its Job and the replay's checkpoint (serve
+    mode has no checkpoints: its consumer's progress is its own)."""
+    progress = None if "serve" in body["spec"] else replay_status.read_progress(api(), body)
     phase, message = conditions.replay_phase(job, progress.get("recordsDone", 0) if progress else 0)
     fields: dict[str, Any] = {"phase": phase, "job": manifests.job_name(body["metadata"]["name"])}
     if progress:
@@ -291,11 +320,22 @@ def refresh_replay_status(body: Mapping, patch: kopf.Patch, job: Mapping | None)
     _write_status(patch, body, conditions.replay_conditions(phase, message), **fields)
 
 
+def follow_job(body: Mapping, patch: kopf.Patch, logger: logging.Logger | logging.LoggerAdapter) -> None:
+    """Keep the ReplayJob's Job and write its status, or why the Job cannot be made yet."""
+    try:
+        job = ensure_job(body, logger)
+    except JobBlocked as blocked:
+        name = manifests.job_name(body["metadata"]["name"])
+        _write_status(patch, body, conditions.replay_blocked(blocked.reason, str(blocked)), phase="Pending", job=name)
+        return
+    refresh_replay_status(body, patch, job)
+
+
 @kopf.on.resume(GROUP, VERSION, "replayjobs")
 @kopf.on.create(GROUP, VERSION, "replayjobs")
 def start_replay(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     """Create the replay Job and write the first status."""
-    refresh_replay_status(body, patch, ensure_job(body, logger))
+    follow_job(body, patch, logger)
 
 
 def _replay_unfinished(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
@@ -313,4 +353,4 @@ def _replay_unfinished(status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
 )
 def follow_replay(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     """Until the replay ends: keep its Job and follow its phase and progress."""
-    refresh_replay_status(body, patch, ensure_job(body, logger))
+    follow_job(body, patch, logger)

@@ -1,4 +1,5 @@
-"""Pure builders of the workloads the operator makes: the archiver Deployment and the replay Job.
+"""Pure builders of the workloads the operator makes: the archiver Deployment and the replay Job (or, in serve
+mode, the Job around a consumer's pod).
 
 Every function takes the custom resource's body (a mapping, as kopf and the API give it) and the operator's
 settings, and returns a plain manifest; nothing here talks to a server, so unit tests check it all.
@@ -254,19 +255,29 @@ def replay_command(body: Mapping) -> list[str]:
 
 def replay_job(body: Mapping, settings: OperatorSettings) -> Manifest:
     """The Job of a ReplayJob: one pod, or an Indexed Job of ``parallelism`` pods splitting the partitions."""
-    spec, meta = body["spec"], body["metadata"]
-    labels = _labels("replay", meta["name"], REPLAY_LABEL)
+    spec = body["spec"]
     env_from, volumes, mounts, _ = _pod_wiring(spec["source"]["storage"], spec["target"])
     container = _container("replay", replay_command(body), settings, spec, env_from, mounts)
-    parallelism = spec.get("parallelism", 1)
+    pod = {"spec": _pod_spec(container, volumes, settings, restartPolicy="Never")}
+    return _job(body, pod, spec.get("parallelism", 1))
+
+
+def serve_job(body: Mapping, pod: Mapping) -> Manifest:
+    """The Job of a serve-mode ReplayJob: one run of ``pod``, the consumer's pod template with its serve sidecar
+    (:func:`pyrostore.operator.sidecar.serve_pod`); it succeeds when the consumer's containers exit 0."""
+    return _job(body, pod, 1)
+
+
+def _job(body: Mapping, pod: Mapping, parallelism: int) -> Manifest:
+    meta = body["metadata"]
+    labels = _labels("replay", meta["name"], REPLAY_LABEL)
+    pod_meta = dict(pod.get("metadata") or {})
+    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels}
     job_spec: Manifest = {
-        "backoffLimit": spec.get("backoffLimit", 3),
+        "backoffLimit": body["spec"].get("backoffLimit", 3),
         "completions": parallelism,
         "parallelism": parallelism,
-        "template": {
-            "metadata": {"labels": labels},
-            "spec": _pod_spec(container, volumes, settings, restartPolicy="Never"),
-        },
+        "template": {"metadata": pod_meta, "spec": pod["spec"]},
     }
     if parallelism > 1:
         # Each pod gets JOB_COMPLETION_INDEX from Kubernetes; `pyrostore replay` takes it as its worker index.

@@ -21,7 +21,11 @@ def run(namespaces: list[str], liveness: str | None = None, log_format: LogForma
     configure_logs(log_format)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_drop_kopf_settings)
-    import pyrostore.operator.handlers  # noqa: F401  (registers the handlers)
+    from pyrostore.operator import handlers  # noqa: F401  (registers the handlers)
+    from pyrostore.operator.webhook_server import WebhookSettings
+
+    if WebhookSettings.from_env().enabled:
+        from pyrostore.operator import webhook  # noqa: F401  (registers the admission handler and its server)
 
     kopf.run(
         standalone=True,

@@ -12,10 +12,12 @@ import json
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client, dynamic
+from kubernetes.client.rest import ApiException
 
 from e2e.stack import builds
 from e2e.stack.kube import write_user_kubeconfig
@@ -95,11 +97,66 @@ def test_rendered_chart_passes_server_side_validation(crds, scope):
     kinds = sorted(d["kind"] for d in docs)
     expected = ["ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"]
     expected += ["ClusterRole", "ClusterRoleBinding"] if scope == "cluster" else ["Role", "RoleBinding"]
+    expected += ["Service", "MutatingWebhookConfiguration", "ClusterRole", "ClusterRoleBinding"]  # the webhook
     assert kinds == sorted(expected)
+    webhook = next(d for d in docs if d["kind"] == "MutatingWebhookConfiguration")["webhooks"][0]
+    assert webhook["failurePolicy"] == "Fail" and webhook["clientConfig"]["service"]["path"] == "/sidecar"
+    selector = webhook.get("namespaceSelector", {}).get("matchExpressions")
+    assert selector == (
+        [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": [watched]}] if sets else None
+    )
     _create_all(api, docs, dry_run=True)  # the API server validates every field and reference, stores nothing
     for path in sorted((CHART / "crds").glob("*.yaml")):
         crd = yaml.safe_load(path.read_text())
         assert crd["spec"]["names"]["categories"] == ["pyrostore"]
+
+
+def test_webhook_values_failure_policy_cert_manager_and_off(crds):
+    api = crds.api_client()
+    release = f"pyro-cm-{uuid.uuid4().hex[:6]}"
+    _namespaces(api, release)
+    docs = render(release, "webhook.certManager.enabled=true", "webhook.failurePolicy=Ignore")
+    by_kind = {d["kind"]: d for d in docs}
+    configuration = by_kind["MutatingWebhookConfiguration"]
+    assert configuration["webhooks"][0]["failurePolicy"] == "Ignore"
+    service = by_kind["Service"]["metadata"]["name"]
+    assert configuration["metadata"]["annotations"] == {"cert-manager.io/inject-ca-from": f"{release}/{service}"}
+    certificate = by_kind["Certificate"]
+    assert f"{service}.{release}.svc" in certificate["spec"]["dnsNames"]
+    assert certificate["spec"]["issuerRef"] == {"name": by_kind["Issuer"]["metadata"]["name"], "kind": "Issuer"}
+    operator = by_kind["Deployment"]["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in operator["containers"][0]["env"]}
+    assert (
+        env["PYROSTORE_WEBHOOK_CERT_DIR"] == "/etc/pyrostore/webhook" and "PYROSTORE_WEBHOOK_CONFIGURATION" not in env
+    )
+    assert {"name": "webhook-tls", "secret": {"secretName": certificate["spec"]["secretName"]}} in operator["volumes"]
+    # cert-manager's own kinds are not known to the stack's API server; everything else must be valid.
+    assert not [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-webhook")]
+    _create_all(api, [d for d in docs if d["kind"] not in ("Certificate", "Issuer")], dry_run=True)
+
+    issuer = render(
+        release,
+        "webhook.certManager.enabled=true",
+        "webhook.certManager.issuerRef.name=corp-ca",
+        "webhook.certManager.issuerRef.kind=ClusterIssuer",
+    )
+    assert "Issuer" not in {d["kind"] for d in issuer}
+    assert next(d for d in issuer if d["kind"] == "Certificate")["spec"]["issuerRef"] == {
+        "name": "corp-ca",
+        "kind": "ClusterIssuer",
+    }
+
+    off = render(release, "webhook.enabled=false")
+    assert not {"Service", "MutatingWebhookConfiguration"} & {d["kind"] for d in off}
+    env = next(d for d in off if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert "PYROSTORE_WEBHOOK_PORT" not in {e["name"] for e in env} and "PYROSTORE_SERVE_PORT" in {
+        e["name"] for e in env
+    }
+    for bad, field in (("webhook.failurePolicy=Sometimes", "failurePolicy"), ("sidecar.port=0", "port")):
+        done = subprocess.run(
+            [str(_tool(builds.helm)), "template", "x", str(CHART), "--set", bad], capture_output=True, text=True
+        )
+        assert done.returncode != 0 and field in done.stderr
 
 
 def _schema_folder(tmp: Path) -> Path:
@@ -117,9 +174,9 @@ def test_examples_validate_with_kubeconform_against_the_crd_schemas(tmp_path):
     kubeconform = _tool(builds.kubeconform)
     schemas = _schema_folder(tmp_path)
     location = f"{schemas}/{{{{ .ResourceKind }}}}_{{{{ .ResourceAPIVersion }}}}.json"
-    examples = [ROOT / "examples" / name for name in ("topicarchive.yaml", "replayjob.yaml")]
+    examples = [ROOT / "examples" / name for name in ("topicarchive.yaml", "replayjob.yaml", "replayjob-serve.yaml")]
     out = _run(kubeconform, "-strict", "-summary", "-schema-location", location, *examples)
-    assert "Valid: 2" in out
+    assert "Valid: 3" in out
     broken = yaml.safe_load((ROOT / "examples" / "topicarchive.yaml").read_text())
     broken["spec"]["replicas"] = "two"
     (tmp_path / "broken.yaml").write_text(yaml.safe_dump(broken))
@@ -137,7 +194,7 @@ def test_examples_are_accepted_by_the_api_server(crds):
     _namespaces(api, namespace)
     docs = [
         yaml.safe_load((ROOT / "examples" / name).read_text())
-        for name in ("secret.yaml", "topicarchive.yaml", "replayjob.yaml")
+        for name in ("secret.yaml", "topicarchive.yaml", "replayjob.yaml", "replayjob-serve.yaml")
     ]
     for doc in docs:
         doc["metadata"]["namespace"] = namespace
@@ -153,11 +210,24 @@ def test_operator_works_with_the_chart_service_account_token(crds, kafka, s3_ser
     suffix = uuid.uuid4().hex[:6]
     release, watched = f"pyro-sys-{suffix}", f"pyro-watch-{suffix}"
     _namespaces(api, release, watched)
-    sets = [f"livenessPort={free_port()}", "statusInterval=1"]
+    webhook_port = free_port()
+    sets = [f"livenessPort={free_port()}", "statusInterval=1", f"webhook.port={webhook_port}"]
+    sets.append("webhook.extraHosts={127.0.0.1}")  # the stack has no Service routing: the API server calls a URL
     if scope == "namespaces":
         sets.append(f"watchNamespaces={{{watched}}}")
     docs = render(release, *sets, release=f"op-{suffix}")
     _create_all(api, docs, dry_run=False)
+    configuration = next(d for d in docs if d["kind"] == "MutatingWebhookConfiguration")["metadata"]["name"]
+    client.AdmissionregistrationV1Api(api).patch_mutating_webhook_configuration(
+        configuration,
+        [
+            {
+                "op": "replace",
+                "path": "/webhooks/0/clientConfig",
+                "value": {"url": f"https://127.0.0.1:{webhook_port}/sidecar"},
+            }
+        ],
+    )
     operator_doc = next(d for d in docs if d["kind"] == "Deployment")
     pod = operator_doc["spec"]["template"]["spec"]
     token = (
@@ -172,6 +242,7 @@ def test_operator_works_with_the_chart_service_account_token(crds, kafka, s3_ser
     operator = OperatorProcess(kubeconfig, [], tmp_path / "operator.log", pod["containers"][0]["command"], **env)
     try:
         _exercise_operator(api, watched, kafka, s3_server, new_topic)
+        _exercise_webhook(api, watched, configuration)
     finally:
         operator.stop()
         _delete_cluster_scoped(api, docs)
@@ -184,7 +255,7 @@ def test_operator_works_with_the_chart_service_account_token(crds, kafka, s3_ser
 def _delete_cluster_scoped(api: client.ApiClient, docs: list[dict]) -> None:
     resources = dynamic.DynamicClient(api).resources
     for doc in docs:
-        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"):
             resources.get(api_version=doc["apiVersion"], kind=doc["kind"]).delete(name=doc["metadata"]["name"])
 
 
@@ -222,3 +293,29 @@ def _exercise_operator(api: client.ApiClient, namespace: str, kafka, s3_server, 
     wait_until(lambda: len(apps.list_namespaced_deployment(namespace).items) == 1, 30, "the serve Deployment removed")
     client.CustomObjectsApi(api).delete_namespaced_custom_object(GROUP, VERSION, namespace, "topicarchives", "chart")
     wait_until(lambda: custom(api, namespace, "topicarchives", "chart") is None, 60, "the TopicArchive's deletion")
+
+
+def _exercise_webhook(api: client.ApiClient, namespace: str, configuration: str) -> None:
+    """The webhook: the operator sets its configuration's caBundle, then the API server has it add a sidecar."""
+    admission = client.AdmissionregistrationV1Api(api)
+    wait_until(
+        lambda: admission.read_mutating_webhook_configuration(configuration).webhooks[0].client_config.ca_bundle,
+        60,
+        "the operator to set the caBundle",
+    )
+    create_custom(api, namespace, "topicarchives", topic_archive("served", "k:9092", "served", {"url": "s3://b/p"}))
+    pod = {
+        "metadata": {"name": "served", "annotations": {"pyrostore.io/serve": "served"}},
+        "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]},
+    }
+
+    def created() -> Any:
+        try:
+            return client.CoreV1Api(api).create_namespaced_pod(namespace, pod)
+        except ApiException as exc:
+            if "failed calling webhook" in exc.body:  # still starting (kopf serves once its resources are scanned)
+                return None
+            raise
+
+    stored = wait_until(created, 60, "the webhook to admit the annotated pod")
+    assert [c.name for c in stored.spec.init_containers] == ["pyrostore-serve"]

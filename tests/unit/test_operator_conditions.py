@@ -10,6 +10,7 @@ from pyrostore.operator.conditions import (
     archive_conditions,
     kstatus,
     percent,
+    replay_blocked,
     replay_conditions,
     replay_phase,
     stamp,
@@ -102,6 +103,16 @@ def test_replay_conditions_and_kstatus_per_phase():
     expected = {"Pending": "InProgress", "Running": "InProgress", "Succeeded": "Current", "Failed": "Failed"}
     for phase, verdict in expected.items():
         assert kstatus(_body(1, 1, replay_conditions(phase, ""))) == verdict
+
+
+def test_a_replay_job_without_its_topic_archive_is_stalled_until_it_appears():
+    blocked = replay_blocked("TopicArchiveNotFound", "spec.serve.topicArchive names TopicArchive 'late'")
+    assert _by_type(blocked) == {
+        "Ready": ("False", "TopicArchiveNotFound"),
+        "Reconciling": ("False", "TopicArchiveNotFound"),
+        "Stalled": ("True", "TopicArchiveNotFound"),
+    }
+    assert kstatus(_body(1, 1, blocked)) == "Failed"
 
 
 def test_percent():

@@ -61,3 +61,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   name: {{ include "pyrostore.serviceAccountName" . }}
   namespace: {{ .Release.Namespace }}
 {{- end -}}
+
+{{/* The webhook's Service; its DNS names are the self-managed serving certificate's names. */}}
+{{- define "pyrostore.webhookService" -}}
+{{- printf "%s-webhook" (include "pyrostore.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "pyrostore.webhookDnsNames" -}}
+{{- $service := include "pyrostore.webhookService" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- list $service (printf "%s.%s" $service $ns) (printf "%s.%s.svc" $service $ns) (printf "%s.%s.svc.cluster.local" $service $ns) | join "," -}}
+{{- end -}}
