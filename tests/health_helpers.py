@@ -28,7 +28,7 @@ EXPECTED: dict[str, dict[str, tuple[str, str]]] = {
         "Starting": ("Progressing", "InProgress"),
         "Archiving": ("Healthy", "Current"),
         "AtRisk": ("Degraded", "InProgress"),
-        "Suspended": ("Suspended", "InProgress"),
+        "Suspended": ("Suspended", "Current"),
         "HistoryLost": _STALLED,
         "KafkaUnavailable": _STALLED,
         "TopicNotFound": _STALLED,

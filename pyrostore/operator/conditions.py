@@ -90,9 +90,9 @@ def archive_conditions(suspended: bool, seen: ArchiveObservation) -> list[Condit
             for p in lost
         )
         return _three((False, "HistoryLost", message), (False, "HistoryLost", ""), (True, "HistoryLost", message))
-    if suspended:
+    if suspended:  # what was asked for: kstatus reads it as Current, Argo CD's script as Suspended (its reason)
         message = "the archiver is scaled to zero (spec.suspend)"
-        return _three((False, "Suspended", message), (False, "Suspended", ""), (False, "Suspended", ""))
+        return _three((True, "Suspended", message), (False, "Suspended", ""), (False, "Suspended", ""))
     # At risk comes first: an archiver that has not started yet is no excuse for records about to expire.
     if risky := [p for p in seen.partitions if p.at_risk]:
         message = f"partition(s) {_names(risky)}: unarchived records are close to the topic's retention"

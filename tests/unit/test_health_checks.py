@@ -6,7 +6,14 @@ import re
 
 import yaml
 
-from pyrostore.operator.conditions import ArchiveObservation, archive_conditions, kstatus, replay_conditions, stamp
+from pyrostore.operator.conditions import (
+    ArchiveObservation,
+    PartitionState,
+    archive_conditions,
+    kstatus,
+    replay_conditions,
+    stamp,
+)
 from tests.health_helpers import SCRIPTS
 from tests.operator_helpers import ROOT
 
@@ -35,10 +42,13 @@ def _body(conditions: list[dict], generation: int = 1, observed: int | None = 1)
 
 
 def test_kstatus_falls_back_to_the_ready_condition():
-    suspended = archive_conditions(True, ArchiveObservation([]))
-    assert kstatus(_body(suspended)) == "InProgress"  # Ready=False, neither Reconciling nor Stalled True
-    assert kstatus(_body([{**suspended[0], "status": "Unknown"}])) == "InProgress"
-    assert kstatus(_body([c for c in suspended if c["type"] != "Ready"])) == "Current"
+    starting = archive_conditions(False, ArchiveObservation([PartitionState(0, None, 0, 10)]))
+    ready_false = [{**c, "status": "False"} if c["type"] == "Reconciling" else c for c in starting]
+    assert kstatus(_body(ready_false)) == "InProgress"  # Ready=False, neither Reconciling nor Stalled True
+    assert kstatus(_body([{**starting[0], "status": "Unknown"}])) == "InProgress"
+    assert kstatus(_body([c for c in starting if c["type"] != "Ready"])) == "InProgress"  # Reconciling=True
+    assert kstatus(_body([c for c in ready_false if c["type"] != "Ready"])) == "Current"
+    assert kstatus(_body(archive_conditions(True, ArchiveObservation([])))) == "Current"  # suspended: as asked
     assert kstatus({"metadata": {"name": "x", "generation": 1}}) == "Current"  # nothing to read yet
 
 

@@ -56,7 +56,7 @@ def test_archive_conditions_follow_the_archive():
     assert _by_type(archive_conditions(False, lost))["Stalled"] == ("True", "HistoryLost")
     broken = ArchiveObservation(error_reason="StorageUnavailable", error="access denied")
     assert _by_type(archive_conditions(False, broken))["Stalled"] == ("True", "StorageUnavailable")
-    assert _by_type(archive_conditions(True, caught_up))["Ready"] == ("False", "Suspended")
+    assert _by_type(archive_conditions(True, caught_up))["Ready"] == ("True", "Suspended")
 
 
 def test_stamp_keeps_transition_time_while_status_holds():
