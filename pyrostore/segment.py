@@ -194,9 +194,11 @@ def decode_segment(
     condition = functools.reduce(operator.and_, bounds) if bounds else None
     verified = expected_digest is not None
 
-    _open(data, name)
+    _, parquet = _open(data, name)
     try:
-        if verified:  # read_table skips row groups by their statistics and decodes the rest in parallel
+        if verified and condition is None:  # the footer already parsed: read it all, decoded in parallel
+            table = parquet.read(columns=wanted)
+        elif verified:  # read_table skips row groups by their statistics and decodes the rest in parallel
             table = pq.read_table(pa.BufferReader(data), columns=wanted, filters=condition)
         else:
             # Unverified statistics are not used: pyarrow 26 hangs on some corrupted ones. Page CRCs are
@@ -215,7 +217,7 @@ def read_segment_metadata(data: bytes, name: str) -> dict[str, int | str]:
     Keys: format, topic, isolation_level (str); partition, base_offset, last_offset, next_offset,
     record_count, min_timestamp, max_timestamp (int).
     """
-    return _open(data, name)
+    return _open(data, name)[0]
 
 
 def verify_digest(data: bytes, expected_digest: str, name: str) -> None:
@@ -337,8 +339,8 @@ def _check_records(table: pa.Table) -> None:
         raise ValueError(f"timestamp types must be Kafka's -1, 0 or 1; found {types['min']}..{types['max']}")
 
 
-def _open(data: bytes, name: str) -> dict[str, int | str]:
-    """Read a segment's footer, check it and its schema against the format, and return its facts."""
+def _open(data: bytes, name: str) -> tuple[dict[str, int | str], pq.ParquetFile]:
+    """Read a segment's footer, check it and its schema against the format; return its facts and the file."""
     try:
         parquet = pq.ParquetFile(pa.BufferReader(data))
         footer = parquet.metadata.metadata or {}
@@ -365,4 +367,4 @@ def _open(data: bytes, name: str) -> dict[str, int | str]:
         raise IntegrityError(
             f"segment {name}: holds {parquet.metadata.num_rows} rows, its footer says {meta['record_count']}"
         )
-    return meta
+    return meta, parquet
