@@ -15,6 +15,7 @@ from e2e.stack import ServerFailed, Stack
 from e2e.stack.gcs import GcsServer
 from e2e.stack.kafka import KafkaServer
 from e2e.stack.kube import KubeServer
+from e2e.stack.postgres import PostgresServer
 from e2e.stack.s3 import S3Server
 from pyrostore.store import ObjectStore, open_store
 
@@ -56,6 +57,12 @@ def gcs_server(stack: Stack) -> GcsServer:
 def kube(stack: Stack) -> KubeServer:
     """A running etcd + kube-apiserver pair, with an admin kubeconfig."""
     return _server(stack, "kube")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(stack: Stack) -> PostgresServer:
+    """A running PostgreSQL (Debian's package) with a database for the tests, reached by password over TCP."""
+    return _server(stack, "postgres")
 
 
 def _unique(label: str) -> str:

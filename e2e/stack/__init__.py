@@ -1,4 +1,4 @@
-"""The local stack of real servers: Kafka, an S3 server, a GCS emulator, etcd and kube-apiserver.
+"""The local stack of real servers: Kafka, an S3 server, a GCS emulator, etcd and kube-apiserver, PostgreSQL.
 
 ``Stack`` starts each server on first use, on free loopback ports with its data and log in one folder, and
 stops exactly the processes it started. Used by ``tests/conftest.py`` and by ``python -m e2e.stack``.
@@ -11,14 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from e2e.stack import gcs, kafka, kube, s3
+from e2e.stack import gcs, kafka, kube, postgres, s3
 from e2e.stack.builds import BuildError
 from e2e.stack.process import Process, ServerFailed
 
 __all__ = ["SERVERS", "ServerFailed", "Stack"]
 
-SERVERS = ("kafka", "s3", "gcs", "kube")
-_STARTERS = {"kafka": kafka.start, "s3": s3.start, "gcs": gcs.start, "kube": kube.start}
+SERVERS = ("kafka", "s3", "gcs", "kube", "postgres")
+_STARTERS = {"kafka": kafka.start, "s3": s3.start, "gcs": gcs.start, "kube": kube.start, "postgres": postgres.start}
 
 
 class Stack:
@@ -79,5 +79,8 @@ class Stack:
             info |= {"gcs_endpoint": g.endpoint, "gcs_bucket": g.bucket, "gcs_project": g.project}
         if kube_server := self._servers.get("kube"):
             info |= {"kubeconfig": str(kube_server.kubeconfig), "kube_server": kube_server.server}
+        if pg := self._servers.get("postgres"):
+            info |= {"postgres_url": pg.url, "postgres_host": pg.host, "postgres_port": pg.port}
+            info |= {"postgres_user": pg.user, "postgres_password": pg.password, "postgres_database": pg.database}
         info["processes"] = [{"name": p.name, "pid": p.pid, "log": str(p.log)} for p in self.processes()]
         return info

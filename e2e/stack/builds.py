@@ -14,6 +14,7 @@ import re
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from e2e.stack import debian, health
@@ -30,6 +31,9 @@ KAFKA_VERSION = "4.3.1"
 LOG4J_VERSION = "2.24.3"
 HELM_VERSION = "v3.21.4"
 KUBECONFORM_VERSION = "v0.6.7"
+# Debian 12's PostgreSQL: unpacked from Debian's archive when no postgresql-<major> package is installed.
+POSTGRES_MAJOR = "15"
+_POSTGRES_PROGRAMS = ("initdb", "postgres", "psql")
 
 
 def _installed(artifact: Path) -> bool:
@@ -189,6 +193,47 @@ def kcat() -> Path:
     return debian.unpacked("kcat")
 
 
+@dataclass(frozen=True)
+class Programs:
+    """Folders of programs, searched in order, and the environment the programs need (``LD_LIBRARY_PATH`` for
+    ones unpacked from Debian)."""
+
+    folders: tuple[Path, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def path(self, name: str) -> Path:
+        """The program ``name`` from the first folder that has it."""
+        return next((folder / name for folder in self.folders if _installed(folder / name)), self.folders[0] / name)
+
+    def __str__(self) -> str:
+        return ":".join(str(folder) for folder in self.folders)
+
+
+def postgres() -> Programs:
+    """PostgreSQL's programs (initdb, postgres, psql): the installed Debian packages'
+    ``/usr/lib/postgresql/<major>/bin`` (the newest major), else :func:`postgres_unpacked`."""
+    installed = [
+        folder
+        for folder in Path("/usr/lib/postgresql").glob("*/bin")
+        if folder.parent.name.isdigit() and all(_installed(folder / name) for name in _POSTGRES_PROGRAMS)
+    ]
+    if installed:
+        return Programs((max(installed, key=lambda folder: int(folder.parent.name)),))
+    return postgres_unpacked()
+
+
+def postgres_unpacked() -> Programs:
+    """Debian's ``postgresql-<POSTGRES_MAJOR>`` (the server) and ``postgresql-client-<POSTGRES_MAJOR>`` (psql),
+    each with the packages it needs that this machine lacks, unpacked into the cache (see
+    :mod:`e2e.stack.debian`); PostgreSQL finds its share and lib folders relative to its bin folder."""
+    unpacked = [debian.unpacked(f"{package}-{POSTGRES_MAJOR}") for package in ("postgresql", "postgresql-client")]
+    folders = tuple(folder / "root" / "usr" / "lib" / "postgresql" / POSTGRES_MAJOR / "bin" for folder in unpacked)
+    programs = Programs(folders, {"LD_LIBRARY_PATH": ":".join(debian.library_path(folder) for folder in unpacked)})
+    if missing := [name for name in _POSTGRES_PROGRAMS if not _installed(programs.path(name))]:
+        raise BuildError(f"Debian's PostgreSQL {POSTGRES_MAJOR} packages lack {', '.join(missing)} in {programs}")
+    return programs
+
+
 BUILDERS = {
     "kafka": kafka_libs,
     "minio": minio,
@@ -197,6 +242,8 @@ BUILDERS = {
     "kube-apiserver": kube_apiserver,
     "kube-controller-manager": kube_controller_manager,
     "kcat": kcat,
+    "postgres": postgres,
+    "postgres-debian": postgres_unpacked,
     "kafka-tools": kafka_tools_libs,
     "helm": helm,
     "kubeconform": kubeconform,

@@ -94,7 +94,8 @@ def _dependencies(names: list[str]) -> list[list[str]]:
         raise BuildError(f"apt-cache depends {' '.join(names)} failed: {shown.stderr.strip()}")
     groups: list[list[str]] = []
     alternative = False
-    for bar, name in re.findall(r"^  (\|?)(?:Pre)?Depends: (\S+)", shown.stdout, re.M):
+    # An alternative is marked by a bar in place of the second space of the indent: " |Depends: a".
+    for bar, name in re.findall(r"^ ([ |])(?:Pre)?Depends: (\S+)", shown.stdout, re.M):
         if alternative:
             groups[-1].append(name)
         else:
