@@ -67,6 +67,7 @@ def connect(archive: Archive, options: Mapping[str, Any], as_of: AsOf | None = N
     filesystem, drop_prefix = arrow_filesystem(archive.store, options)
     chosen = resolve(archive, as_of)
     connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")  # times print and truncate (date_trunc) in UTC, as Kafka's are
     for topic in archive.topics():
         files = committed_segments(archive, topic, chosen)
         connection.register(topic, topic_dataset(topic, files, filesystem, archive.store.location, drop_prefix))
