@@ -4,6 +4,7 @@ from Kafka gives, from S3 (MinIO), GCS (fake-gcs-server) and a folder; crashed-w
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -63,8 +64,10 @@ def kafka_answers(rows: dict[int, list]) -> dict[str, list[dict]]:
     return {name: [json_value(answer) for answer in found] for name, found in answers.items()}
 
 
-def sql(url: str, query: str, options: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
-    """Run ``pyrostore sql`` as a child process."""
+def sql(
+    url: str, query: str, options: dict[str, str], *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``pyrostore sql`` as a child process (with more environment variables, when given)."""
     flags = [arg for name, value in options.items() for arg in ("-o", f"{name}={value}")]
     return subprocess.run(
         [sys.executable, "-m", "pyrostore", "sql", url, query, *flags, *extra],
@@ -72,6 +75,7 @@ def sql(url: str, query: str, options: dict[str, str], *extra: str) -> subproces
         text=True,
         timeout=120,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -119,6 +123,21 @@ def test_s3_answers_match_a_plain_read_from_kafka(archived):
     in_bucket = [info.key for info in store.list(segment_prefix(topic))]
     assert len(in_bucket) == len(committed) + 2 * PARTITIONS  # the leftovers are there, and not counted:
     assert sql_answers(archive.url, topic, archive.store_options) == answers
+
+
+def test_s3_credentials_from_the_environment_reach_pyarrow(archived):
+    topic, archive, _, expected = archived
+    server = archive.server
+    env = {
+        "AWS_ACCESS_KEY_ID": server.access_key,
+        "AWS_SECRET_ACCESS_KEY": server.secret_key,
+        "AWS_REGION": server.region,
+    }
+    result = sql(
+        archive.url, QUERIES["count"].format(t=topic), {"endpoint_url": server.endpoint}, "--format", "csv", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ['"n"', str(sum(len(r) for r in expected.values()))]
 
 
 def test_as_of_a_commit_reads_the_archive_as_it_was(archived):
