@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from pyrostore.archive import Archive
-from pyrostore.errors import InvalidSetting, ObjectNotFound, TopicNotFound
+from pyrostore.errors import FormatError, InvalidSetting, ObjectNotFound, TopicNotFound
 from pyrostore.index import tree
 from pyrostore.index.commits import Commit, read_commit, read_head
 from pyrostore.layout import check_topic, commit_prefix, parse_commit_seq
@@ -83,9 +83,17 @@ def commit_as_of(archive: Archive, topic: str, partition: int, as_of: AsOf | Non
     if as_of.seq is not None and (as_of.topic, as_of.partition) == (topic, partition):
         return read_commit(store, topic, partition, as_of.seq)
     millis = as_of.millis if as_of.millis is not None else commit_millis(pinned_commit(archive, as_of))
-    seqs = [parse_commit_seq(info.key) for info in store.list(commit_prefix(topic, partition))]
+    seqs = [seq for info in store.list(commit_prefix(topic, partition)) if (seq := _seq(info.key)) is not None]
     seq = last_at_or_before(seqs, millis, lambda s: commit_millis(read_commit(store, topic, partition, s)))
     return None if seq is None else read_commit(store, topic, partition, seq)
+
+
+def _seq(key: str) -> int | None:
+    """A commit key's sequence number; None for anything else in a log folder (ignored, as ``verify`` does)."""
+    try:
+        return parse_commit_seq(key)
+    except FormatError:
+        return None
 
 
 def pinned_commit(archive: Archive, as_of: AsOf) -> Commit:
