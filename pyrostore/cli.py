@@ -36,6 +36,7 @@ from pyrostore.logs import configure as configure_logs
 from pyrostore.replay.options import DEFAULT_CHECKPOINT_TOPIC, Partitioning
 from pyrostore.serve.config import Compression
 from pyrostore.settings import parse_duration, parse_pairs, parse_partitions, parse_size, parse_time
+from pyrostore.sql.output import ResultFormat
 from pyrostore.verify import verify_partition
 
 # Locals are never shown in tracebacks: they may hold credentials.
@@ -231,6 +232,28 @@ def gc(
         f"{verb} {len(report.deleted)} object(s); kept {report.referenced} referenced and "
         f"{len(report.kept_young)} unreferenced younger than {grace}"
     )
+
+
+@app.command("sql")
+def sql(
+    url: str,
+    query: Annotated[str, typer.Argument(help='SQL; each topic is a view named as the topic, e.g. "orders"')],
+    fmt: Annotated[ResultFormat, typer.Option("--format", help="how the result is written")] = ResultFormat.TABLE,
+    output: Annotated[str | None, typer.Option(help="write the result to this file (parquet needs it)")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="read the archive as of a time (ms or ISO 8601) or a commit TOPIC/PARTITION@SEQ")
+    ] = None,
+    store_option: StoreOptions = None,
+) -> None:
+    """Query every archived topic with DuckDB: exactly the committed segments, one view per topic."""
+    from pyrostore.sql import connect, parse_as_of, run_query
+    from pyrostore.sql.output import check_output, write_result
+
+    check_output(fmt, output)
+    when = parse_as_of(as_of) if as_of is not None else None
+    options = store_options(store_option)
+    result = run_query(connect(open_archive(url, **options), options, when), query)
+    write_result(result, fmt, output, out)
 
 
 KafkaProperties = Annotated[

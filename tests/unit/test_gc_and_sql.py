@@ -6,7 +6,6 @@ import os
 import time
 from datetime import timedelta
 
-import duckdb
 import pytest
 
 from pyrostore.archive import Archive
@@ -14,7 +13,7 @@ from pyrostore.errors import IntegrityError
 from pyrostore.gc import collect_garbage
 from pyrostore.index import tree
 from pyrostore.layout import ROOT_PREFIX, node_key, segment_key
-from pyrostore.sql import duckdb_view, segment_urls
+from pyrostore.sql import connect, run_query, segment_urls
 from pyrostore.store import open_store
 from pyrostore.verify import verify_partition
 from tests.helpers import build_partition, make_segment
@@ -95,9 +94,8 @@ def test_duckdb_reads_exactly_the_committed_segments(tmp_path):
     _leave_crash_leftovers(store, 0, start=40)  # an uncommitted segment sits in the data folder
     archive = Archive(store)
 
-    connection = duckdb.connect()
-    view = duckdb_view(connection, archive, TOPIC)
-    rows = connection.execute(f'SELECT topic, "partition", "offset", value FROM "{view}" ORDER BY 2, 3').fetchall()
+    connection = connect(archive, {})
+    rows = connection.execute(f'SELECT topic, "partition", "offset", value FROM "{TOPIC}" ORDER BY 2, 3').fetchall()
     expected = [(TOPIC, p, r.offset, r.value) for p in (0, 1) for r in archive.partition(TOPIC, p).read()]
     assert [(t, int(p), o, v) for t, p, o, v in rows] == expected
     assert len(rows) == 60
@@ -112,6 +110,5 @@ def test_segment_urls_are_paths_duckdb_reads_in_an_oddly_named_folder(tmp_path):
     paths = segment_urls(archive, TOPIC)
     assert len(paths) == 2
     assert all(path.startswith(f"{folder}/") and os.path.isfile(path) for path in paths)
-    connection = duckdb.connect()
-    view = duckdb_view(connection, archive, TOPIC)
-    assert connection.execute(f'SELECT count(*) FROM "{view}"').fetchone() == (20,)
+    result = run_query(connect(archive, {}), f'SELECT count(*) AS n FROM "{TOPIC}"')
+    assert result.column("n").to_pylist() == [20]
