@@ -23,8 +23,7 @@ def committed_files(archive: Archive, topic: str) -> list[str]:
 
 
 def table_rows(table: Table) -> dict[int, list[tuple]]:
-    """Every row of the table by partition, in offset order, as (offset, timestamp ms, type, key, value,
-    headers, leader epoch)."""
+    """Every row of the table, as :func:`rows_by_partition` gives them."""
     return rows_by_partition(table.scan().to_arrow())
 
 
@@ -43,16 +42,16 @@ def archive_table(archive: Archive, topic: str) -> pa.Table:
 
 
 def rows_by_partition(data: pa.Table) -> dict[int, list[tuple]]:
-    """Rows of a table with the table's columns, grouped by partition and sorted by offset."""
-    result: dict[int, list[tuple]] = {}
+    """Rows of a table with the table's columns by partition in offset order, in ``kafka_rows``' form: (offset,
+    timestamp type, timestamp ms, key, value, headers as (key, value) pairs, leader epoch)."""
     stamps = data.column("timestamp").cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist()
-    columns: list[list[Any]] = [
-        data.column(c).to_pylist() for c in ("offset", "timestamp_type", "key", "value", "headers", "leader_epoch")
-    ]
-    for i, partition in enumerate(data.column("partition").to_pylist()):
-        offset, ttype, key, value, headers, epoch = (c[i] for c in columns)
-        pairs = tuple((h["key"], h["value"]) for h in headers)
-        result.setdefault(partition, []).append((offset, stamps[i], ttype, key, value, pairs, epoch))
+    names = ("partition", "offset", "timestamp_type", "key", "value", "headers", "leader_epoch")
+    columns: list[list[Any]] = [data.column(name).to_pylist() for name in names]
+    result: dict[int, list[tuple]] = {}
+    for i, stamp in enumerate(stamps):
+        partition, offset, kind, key, value, headers, epoch = (column[i] for column in columns)
+        pairs = [(h["key"], h["value"]) for h in headers]
+        result.setdefault(partition, []).append((offset, kind, stamp, key, value, pairs, epoch))
     return {p: sorted(rows) for p, rows in sorted(result.items())}
 
 

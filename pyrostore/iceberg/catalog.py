@@ -9,6 +9,8 @@ from pyiceberg.catalog import Catalog, load_catalog
 from pyrostore.errors import UsageError
 from pyrostore.layout import check_topic
 
+URI_CATALOG_NAME = "pyrostore"
+
 # Store options of an S3 archive (pyrostore/store/s3.py) and the pyiceberg FileIO properties that read the same
 # objects: readers of the table (and the sync, for segment footers) reach the segments with them.
 _S3_PROPERTIES = {
@@ -49,11 +51,13 @@ def default_topic(identifier: str) -> str:
 
 def open_catalog(name: str | None, uri: str | None, properties: Mapping[str, str]) -> Catalog:
     """The catalog named ``name`` in pyiceberg's configuration (``~/.pyiceberg.yaml``, ``PYICEBERG_CATALOG__…``
-    variables), or the one at ``uri``; ``properties`` add to or override its configuration. Raises UsageError.
+    variables), or the one at ``uri`` (named :data:`URI_CATALOG_NAME`: a SQL catalog keeps tables per catalog
+    name, so engines reading it give that name); ``properties`` add to or override its configuration. Raises
+    UsageError.
     """
     if (name is None) == (uri is None):
         raise UsageError("give exactly one of --catalog NAME and --catalog-uri URI")
     try:
-        return load_catalog(name or "pyrostore", **properties)
+        return load_catalog(name or URI_CATALOG_NAME, **properties)
     except (ValueError, KeyError, TypeError, NotImplementedError) as exc:
         raise UsageError(f"catalog {name or uri}: {exc}") from exc

@@ -60,7 +60,10 @@ NAME_MAPPING_PROPERTY = "schema.name-mapping.default"
 
 # Data-file statistics where ranges mean something (as in the segments' own footers, docs/format.md §4.3):
 # offset and timestamp prune files for offset and time predicates; key, value and headers have none.
-METRICS = {
+# gc.enabled false: the table does not own its files (Iceberg's switch for that): engines then refuse to delete
+# them when expiring snapshots or removing orphan files.
+PROPERTIES = {
+    "gc.enabled": "false",
     "write.metadata.metrics.default": "none",
     **{f"write.metadata.metrics.column.{c}": "full" for c in ("offset", "timestamp", "timestamp_type", "leader_epoch")},
 }
@@ -81,7 +84,7 @@ def open_table(
     if location is None and "warehouse" not in catalog.properties:
         location = fallback
     return catalog.create_table_if_not_exists(
-        identifier, SCHEMA, location=location, partition_spec=SPEC, properties=METRICS
+        identifier, SCHEMA, location=location, partition_spec=SPEC, properties=PROPERTIES
     )
 
 
