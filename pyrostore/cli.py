@@ -553,8 +553,15 @@ def iceberg_sync(
     identifier = parse_table(table)
     name = check_topic(topic) if topic else default_topic(table)
     options = store_options(store_option)
-    properties = catalog_properties(catalog_uri, parse_pairs(catalog_property, "--catalog-property"), url, options)
+    properties = catalog_properties(
+        catalog_uri,
+        parse_pairs(catalog_property, "--catalog-property"),
+        url,
+        options,
+        os.environ.get("AWS_REGION") or "us-east-1",  # the S3 store's own fallbacks
+    )
     archive = open_archive(url, **options)
+    archive.partitions(name)  # TopicNotFound before any table is made for it
     fallback = archive.store.location("/".join(("iceberg", *identifier)))
     stop = _stop_on_signals() if follow else threading.Event()
     while True:

@@ -22,14 +22,22 @@ _S3_PROPERTIES = {
 
 
 def catalog_properties(
-    uri: str | None, properties: Mapping[str, str], store_url: str, store_options: Mapping[str, str]
+    uri: str | None,
+    properties: Mapping[str, str],
+    store_url: str,
+    store_options: Mapping[str, str],
+    default_region: str = "us-east-1",
 ) -> dict[str, str]:
     """Catalog properties: the URI (``sqlite:///…``, ``postgresql://…``, ``http(s)://…`` for REST) if given,
-    the S3 FileIO properties the archive's own store options imply, then ``properties`` (which win)."""
+    the S3 FileIO properties the archive's own store options imply, then ``properties`` (which win).
+
+    An S3 archive's region is the store's, else ``default_region``: without one, pyiceberg asks AWS where the
+    bucket is (a request to AWS even for another S3 endpoint)."""
     result: dict[str, str] = {}
     if uri is not None:
         result["uri"] = uri
     if store_url.startswith("s3://"):
+        result["s3.region"] = default_region
         result.update({_S3_PROPERTIES[k]: str(v) for k, v in store_options.items() if k in _S3_PROPERTIES})
     result.update(properties)
     return result

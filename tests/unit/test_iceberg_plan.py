@@ -100,6 +100,7 @@ def test_catalog_properties_take_s3_access_from_the_store_options() -> None:
     props = catalog_properties("sqlite:///c.db", {"s3.region": "us-east-1"}, "s3://b/p", options)
     assert props == {"uri": "sqlite:///c.db", "s3.endpoint": "http://127.0.0.1:9000", "s3.region": "us-east-1"}
     assert catalog_properties(None, {}, "/data/archive", options) == {}
+    assert catalog_properties(None, {}, "s3://b", {}, "ap-south-1") == {"s3.region": "ap-south-1"}
 
 
 def test_table_names() -> None:
