@@ -116,3 +116,47 @@ def test_a_one_hour_time_predicate_plans_under_a_tenth_of_a_day_of_segments(
     got = table.scan(row_filter=hour).to_arrow()
     expected = [o for o in range(segments * per_segment) if start <= DAY_START + o * step < start + HOUR_MS]
     assert sorted(got.column("offset").to_pylist()) == expected
+
+
+def test_expiring_snapshots_deletes_no_segment_and_keeps_the_sync_state(tmp_path: Path, catalog: SqlCatalog) -> None:
+    store = open_store(str(tmp_path / "archive"))
+    writer = build_partition(store, "t", 0, segments=2)
+    table = open_table(catalog, ("ns", "t"))
+    assert table.properties["gc.enabled"] == "false"  # engines that honour it refuse to delete the files
+    sync_topic(Archive(store), "t", table)
+    first = table.current_snapshot()
+    writer.append([make_segment("t", 0, writer.head.next_offset, 3)])
+    sync_topic(Archive(store), "t", table)
+    assert first is not None
+    table.maintenance.expire_snapshots().by_id(first.snapshot_id).commit()
+
+    table = catalog.load_table(("ns", "t"))
+    assert [s.snapshot_id for s in table.snapshots()] != [first.snapshot_id]
+    assert len(table.snapshots()) == 1
+    files = table_files(table)
+    assert files == committed_files(Archive(store), "t")
+    assert all(Path(f).exists() for f in files)
+    assert table_state(table, "t").end(0) == 23
+    writer.append([make_segment("t", 0, writer.head.next_offset, 4)])
+    assert sync_topic(Archive(store), "t", table).segments == 1
+    assert table.scan().to_arrow().num_rows == 27
+
+
+def test_the_table_property_holds_the_state_once_the_snapshots_carrying_it_are_expired(
+    tmp_path: Path, catalog: SqlCatalog
+) -> None:
+    store = open_store(str(tmp_path / "archive"))
+    writer = build_partition(store, "t", 0, segments=2)
+    table = open_table(catalog, ("ns", "t"))
+    sync_topic(Archive(store), "t", table)
+    synced = table.current_snapshot()
+    assert synced is not None
+    with table.transaction() as transaction, transaction.update_snapshot().fast_append():
+        pass  # another writer's snapshot without the property (here, an empty append)
+    assert table.current_snapshot() is not None and table.current_snapshot().snapshot_id != synced.snapshot_id
+    table.maintenance.expire_snapshots().by_id(synced.snapshot_id).commit()
+    table = catalog.load_table(("ns", "t"))
+    assert table_state(table, "t").end(0) == 20
+    writer.append([make_segment("t", 0, writer.head.next_offset, 3)])
+    assert sync_topic(Archive(store), "t", table).segments == 1
+    assert table_files(table) == committed_files(Archive(store), "t")
