@@ -26,10 +26,11 @@ class Sync(ChildProcess):
     """``pyrostore iceberg sync`` of one topic into a SQLite catalog, as a child process (credentials in its
     environment, as the archiver's)."""
 
-    def __init__(self, archive: S3Archive, topic: str, catalog: Path, log: Path) -> None:
+    def __init__(self, archive: S3Archive, topic: str, catalog: Path | str, log: Path) -> None:
         server = archive.server
         args = [sys.executable, "-m", "pyrostore", "iceberg", "sync", archive.url, "--table", f"kafka.{topic}"]
-        args += ["--catalog-uri", f"sqlite:///{catalog}", "-o", f"endpoint_url={server.endpoint}"]
+        uri = catalog if isinstance(catalog, str) else f"sqlite:///{catalog}"  # a SQLite file, or any catalog URI
+        args += ["--catalog-uri", uri, "-o", f"endpoint_url={server.endpoint}"]
         env = {
             "AWS_ACCESS_KEY_ID": server.access_key,
             "AWS_SECRET_ACCESS_KEY": server.secret_key,
