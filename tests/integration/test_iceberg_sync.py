@@ -20,6 +20,7 @@ from tests.consumer_helpers import S3Archive
 from tests.helpers import make_segment
 from tests.iceberg_helpers import committed_files, table_files, table_rows
 from tests.kafka_helpers import ChildProcess, archive_rows, kafka_rows, produce_numbered, wait_for
+from tests.served_topics import BIG_TOPIC, fill_edge
 
 
 class Sync(ChildProcess):
@@ -161,3 +162,15 @@ def test_sync_killed_at_random_moments_while_archiving_ends_with_each_segment_on
     assert files == committed_files(reader, topic)
     assert len(files) == len(set(files))
     assert table_rows(table) == expected
+
+
+def test_the_table_reads_every_edge_case_as_kafka_does(kafka, s3_server, new_topic, tmp_path):
+    """Null and empty keys and values, tombstones, repeated and null headers, a 1 MiB value, timestamps out of
+    order, and committed and aborted transactions (their gaps): the scan equals a read_committed read of Kafka."""
+    topic = new_topic(partitions=2, config=BIG_TOPIC)
+    fill_edge(kafka.bootstrap, topic)
+    archive = S3Archive(s3_server)
+    expected = archive.archive(kafka.bootstrap, topic, 2, tmp_path / "archiver.log")
+    catalog = tmp_path / "catalog.db"
+    Sync(archive, topic, catalog, tmp_path / "sync.log").run()
+    assert table_rows(open_synced(catalog, s3_server, topic)) == expected
