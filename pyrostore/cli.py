@@ -532,3 +532,79 @@ def _run(args: list[str]) -> None:
     except KafkaException as exc:
         _fail(f"Kafka: {error_text(exc)}", 1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+# pyrostore iceberg: the archive as an Iceberg table. pyiceberg is the optional `iceberg` extra, imported by
+# the commands that use it.
+iceberg_app = typer.Typer(help="The archive as Iceberg tables: segments registered as data files, never copied.")
+app.add_typer(iceberg_app, name="iceberg")
+
+
+@iceberg_app.command("sync")
+def iceberg_sync(
+    url: str,
+    table: Annotated[str, typer.Option(help="the Iceberg table NAMESPACE.TABLE (created if missing)")],
+    catalog: Annotated[str | None, typer.Option(help="a catalog named in pyiceberg's configuration")] = None,
+    catalog_uri: Annotated[
+        str | None, typer.Option(help="a catalog URI: sqlite:///FILE, postgresql://…, or http(s):// for REST")
+    ] = None,
+    catalog_property: Annotated[
+        list[str] | None, typer.Option("-p", "--catalog-property", help="catalog property key=value (repeatable)")
+    ] = None,
+    topic: Annotated[str | None, typer.Option(help="the topic (default: the table's name)")] = None,
+    location: Annotated[
+        str | None,
+        typer.Option(help="where a new table's metadata goes (default: the catalog's warehouse, else URL/iceberg/)"),
+    ] = None,
+    follow: Annotated[bool, typer.Option(help="keep syncing every --interval until stopped")] = False,
+    interval: Annotated[str, typer.Option(help="time between syncs with --follow")] = "60s",
+    store_option: StoreOptions = None,
+) -> None:
+    """Register every committed segment not yet in the table, in one Iceberg commit per run; safe to kill and
+    rerun."""
+    try:
+        from pyiceberg.exceptions import CommitFailedException
+
+        from pyrostore.iceberg.catalog import catalog_properties, default_topic, open_catalog, parse_table
+        from pyrostore.iceberg.sync import sync_topic
+        from pyrostore.iceberg.table import open_table
+    except ImportError as exc:
+        raise UsageError(
+            f"pyrostore iceberg needs the iceberg extra (pip install 'pyrostore[iceberg]'): {exc}"
+        ) from exc
+    pause = parse_duration(interval, "--interval").total_seconds()
+    identifier = parse_table(table)
+    name = check_topic(topic) if topic else default_topic(table)
+    options = store_options(store_option)
+    properties = catalog_properties(
+        catalog_uri,
+        parse_pairs(catalog_property, "--catalog-property"),
+        url,
+        options,
+        os.environ.get("AWS_REGION") or "us-east-1",  # the S3 store's own fallbacks
+    )
+    archive = open_archive(url, **options)
+    archive.partitions(name)  # TopicNotFound before any table is made for it
+    fallback = archive.store.location("/".join(("iceberg", *identifier)))
+    stop = _stop_on_signals() if follow else threading.Event()
+    while True:
+        try:
+            iceberg = open_table(open_catalog(catalog, catalog_uri, properties), identifier, location, fallback)
+            result = sync_topic(archive, name, iceberg)
+        except CommitFailedException as exc:
+            if follow:  # the next round plans again from the table as the other commit left it
+                err.print(f"table {table}: another commit came first; retrying in {interval}", highlight=False)
+                if stop.wait(pause):
+                    return
+                continue
+            raise PyrostoreError(f"table {table}: another commit came first; nothing was changed ({exc})") from exc
+        except (OSError, ValueError) as exc:  # pyiceberg's catalog, FileIO and validation errors
+            if isinstance(exc, PyrostoreError):
+                raise
+            raise PyrostoreError(f"table {table}: {exc}") from exc
+        out.print(
+            f"added {result.segments} segment(s), {result.records} record(s) of {name} to {table}"
+            + (f" (snapshot {result.snapshot_id})" if result.snapshot_id is not None else "")
+        )
+        if not follow or stop.wait(pause):
+            return

@@ -50,8 +50,9 @@ class PostgresServer:
         """A libpq connection URL (``postgresql://user:password@host:port/database``), as psql and psycopg take."""
         return self.sqlalchemy_url(driver=None)
 
-    def sqlalchemy_url(self, driver: str | None = "psycopg") -> str:
-        """A SQLAlchemy URL with ``driver`` (``psycopg``, ``psycopg2``, ``pg8000``; None: SQLAlchemy's default)."""
+    def sqlalchemy_url(self, driver: str | None = "psycopg2") -> str:
+        """A SQLAlchemy URL with ``driver`` (``psycopg2``, locked through pyiceberg's sql-postgres extra, by default;
+        ``psycopg``, ``pg8000``; None: SQLAlchemy's default)."""
         scheme = f"postgresql+{driver}" if driver else "postgresql"
         credentials = f"{quote(self.user, safe='')}:{quote(self.password, safe='')}"
         return f"{scheme}://{credentials}@{self.host}:{self.port}/{quote(self.database, safe='')}"

@@ -44,7 +44,7 @@ def test_postgres_runs_sql_in_its_database(postgres_server):
 def test_postgres_urls_name_the_server(postgres_server):
     for url, scheme in (
         (postgres_server.url, "postgresql"),
-        (postgres_server.sqlalchemy_url(), "postgresql+psycopg"),
+        (postgres_server.sqlalchemy_url(), "postgresql+psycopg2"),
         (postgres_server.sqlalchemy_url("pg8000"), "postgresql+pg8000"),
     ):
         parts = urlsplit(url)

@@ -1,0 +1,1 @@
+"""Iceberg: committed segments registered, as they are, as the data files of an Iceberg table."""
