@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -110,6 +111,19 @@ COMPACTED = {
     "min.compaction.lag.ms": "0",
     "delete.retention.ms": "100",
 }
+
+
+def keep_producing(bootstrap: str, topic: str, stop: threading.Event, pause: float = 0.002) -> None:
+    """Produce numbered records (keys over 97 values, a ``seq`` header), one every ``pause`` seconds, until
+    ``stop`` is set; then flush them all. For a thread beside a process the test kills and restarts."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 2})
+    i = 0
+    while not stop.is_set():
+        producer.produce(topic, b"value-%d" % i, b"key-%d" % (i % 97), headers=[("seq", b"%d" % i)])
+        producer.poll(0)
+        i += 1
+        time.sleep(pause)
+    assert producer.flush(30) == 0
 
 
 def fill_compacted(bootstrap: str, topic: str) -> None:

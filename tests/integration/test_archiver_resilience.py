@@ -10,26 +10,14 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Producer
 
 from pyrostore.index.commits import iter_commits
 from pyrostore.index.tree import NodeStore
 from pyrostore.store import open_store
 from pyrostore.verify import verify_partition
-from tests.kafka_helpers import ArchiverProcess, archive_rows, kafka_rows, produce_numbered, wait_for
+from tests.kafka_helpers import ArchiverProcess, archive_rows, kafka_rows, keep_producing, produce_numbered, wait_for
 
 FAST_GROUP = ("-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500")
-
-
-def _keep_producing(bootstrap: str, topic: str, stop: threading.Event, pause: float = 0.002) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 2})
-    i = 0
-    while not stop.is_set():
-        producer.produce(topic, b"value-%d" % i, b"key-%d" % (i % 97), headers=[("seq", b"%d" % i)])
-        producer.poll(0)
-        i += 1
-        time.sleep(pause)
-    assert producer.flush(30) == 0
 
 
 def _assert_archive_equals_topic(kafka, topic: str, partitions: int, url: str, log) -> None:
@@ -47,7 +35,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(kafka, new_topic, t
     topic = new_topic(partitions=3)
     url = str(tmp_path / "archive")
     stop = threading.Event()
-    producer = threading.Thread(target=_keep_producing, args=(kafka.bootstrap, topic, stop))
+    producer = threading.Thread(target=keep_producing, args=(kafka.bootstrap, topic, stop))
     producer.start()
     archiver = ArchiverProcess(kafka.bootstrap, topic, url, tmp_path / "archiver.log", "--segment-age", "200ms")
     rng = random.Random(2026)
@@ -76,7 +64,7 @@ def test_two_replicas_share_partitions_and_take_over(kafka, new_topic, tmp_path)
     topic = new_topic(partitions=4)
     url = str(tmp_path / "archive")
     stop = threading.Event()
-    producer = threading.Thread(target=_keep_producing, args=(kafka.bootstrap, topic, stop, 0.005))
+    producer = threading.Thread(target=keep_producing, args=(kafka.bootstrap, topic, stop, 0.005))
     producer.start()
     first = ArchiverProcess(kafka.bootstrap, topic, url, tmp_path / "first.log", *FAST_GROUP).start()
     second = ArchiverProcess(kafka.bootstrap, topic, url, tmp_path / "second.log", *FAST_GROUP).start()

@@ -9,7 +9,6 @@ import threading
 import time
 from pathlib import Path
 
-from confluent_kafka import Producer
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import Table
 
@@ -19,7 +18,7 @@ from pyrostore.store import open_store
 from tests.consumer_helpers import S3Archive
 from tests.helpers import make_segment
 from tests.iceberg_helpers import committed_files, table_files, table_rows
-from tests.kafka_helpers import ChildProcess, archive_rows, kafka_rows, produce_numbered, wait_for
+from tests.kafka_helpers import ChildProcess, archive_rows, kafka_rows, keep_producing, produce_numbered, wait_for
 from tests.served_topics import BIG_TOPIC, fill_edge
 
 
@@ -97,17 +96,6 @@ def test_sync_registers_each_committed_segment_once_and_reads_like_kafka(kafka, 
     assert len(open_synced(catalog, s3_server, topic).snapshots()) == 2
 
 
-def _keep_producing(bootstrap: str, topic: str, stop: threading.Event) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
-    i = 0
-    while not stop.is_set():
-        producer.produce(topic, b"value-%d" % i, b"key-%d" % (i % 31), headers=[("seq", b"%d" % i)])
-        producer.poll(0)
-        i += 1
-        time.sleep(0.005)
-    assert producer.flush(30) == 0
-
-
 def test_sync_killed_at_random_moments_while_archiving_ends_with_each_segment_once(
     kafka, s3_server, new_topic, tmp_path
 ):
@@ -117,7 +105,7 @@ def test_sync_killed_at_random_moments_while_archiving_ends_with_each_segment_on
     sync = Sync(archive, topic, catalog, tmp_path / "sync.log")
     archiver = archive.archiver(kafka.bootstrap, topic, tmp_path / "archiver.log", "--segment-age", "300ms")
     stop = threading.Event()
-    producer = threading.Thread(target=_keep_producing, args=(kafka.bootstrap, topic, stop))
+    producer = threading.Thread(target=keep_producing, args=(kafka.bootstrap, topic, stop, 0.005))
     producer.start()
     archiver.start()
     rng = random.Random(16)
