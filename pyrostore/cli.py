@@ -568,6 +568,7 @@ def iceberg_sync(
         from pyrostore.iceberg.catalog import catalog_properties, default_topic, open_catalog, parse_table
         from pyrostore.iceberg.sync import sync_topic
         from pyrostore.iceberg.table import open_table
+        from pyrostore.store.s3 import store_region
     except ImportError as exc:
         raise UsageError(
             f"pyrostore iceberg needs the iceberg extra (pip install 'pyrostore[iceberg]'): {exc}"
@@ -581,7 +582,7 @@ def iceberg_sync(
         parse_pairs(catalog_property, "--catalog-property"),
         url,
         options,
-        os.environ.get("AWS_REGION") or "us-east-1",  # the S3 store's own fallbacks
+        store_region(None, os.environ),  # the S3 store's own fallbacks
     )
     archive = open_archive(url, **options)
     archive.partitions(name)  # TopicNotFound before any table is made for it

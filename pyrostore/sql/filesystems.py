@@ -28,11 +28,13 @@ def endpoint_arguments(endpoint_url: str) -> dict[str, str]:
 def s3_arguments(options: Mapping[str, Any], environment: Mapping[str, str]) -> dict[str, Any]:
     """``pyarrow.fs.S3FileSystem`` arguments for the S3 store options (``endpoint_url``, ``region``, the keys).
 
-    The region defaults as the store's does (``AWS_REGION``, else us-east-1); a profile is resolved by
-    :func:`s3_filesystem` (pyarrow has no profile argument). Path-style addressing is pyarrow's default, which is
+    The region is the store's (:func:`~pyrostore.store.s3.store_region`); a profile, and its region, are resolved
+    by :func:`s3_filesystem` (pyarrow has no profile argument). Path-style addressing is pyarrow's default, which is
     what MinIO and most S3-compatible servers want.
     """
-    arguments: dict[str, Any] = {"region": options.get("region") or environment.get("AWS_REGION") or "us-east-1"}
+    from pyrostore.store.s3 import store_region  # boto3 is imported only for S3 stores
+
+    arguments: dict[str, Any] = {"region": store_region(options.get("region"), environment)}
     if options.get("endpoint_url"):
         arguments.update(endpoint_arguments(str(options["endpoint_url"])))
     for option, argument in (
@@ -52,6 +54,8 @@ def s3_filesystem(options: Mapping[str, Any]) -> pafs.FileSystem:
     if "access_key" not in arguments:
         import boto3.session
 
+        from pyrostore.store.s3 import store_region
+
         session = boto3.session.Session(profile_name=options.get("profile"))
         found = session.get_credentials()
         if found is not None:
@@ -59,8 +63,7 @@ def s3_filesystem(options: Mapping[str, Any]) -> pafs.FileSystem:
             arguments.update(access_key=frozen.access_key, secret_key=frozen.secret_key)
             if frozen.token:
                 arguments["session_token"] = frozen.token
-        if not options.get("region") and session.region_name and "AWS_REGION" not in os.environ:
-            arguments["region"] = session.region_name
+        arguments["region"] = store_region(options.get("region"), os.environ, session.region_name)
     return pafs.S3FileSystem(**arguments)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC
 from typing import Any, TypeVar
 
@@ -77,6 +77,13 @@ _TRANSIENT_CODES = {
 }
 
 
+def store_region(region: str | None, environment: Mapping[str, str], configured: str | None = None) -> str:
+    """The region an S3 store works in: its ``region`` option, else ``AWS_REGION`` (botocore reads only
+    ``AWS_DEFAULT_REGION``; other AWS SDKs prefer ``AWS_REGION``), else the profile's or config file's
+    (``configured``), else us-east-1. Everything else reading a store's objects (pyarrow, pyiceberg) uses it too."""
+    return region or environment.get("AWS_REGION") or configured or "us-east-1"
+
+
 class S3Store:
     """Objects under ``prefix`` in an S3 bucket. Connection failures, throttling and 5xx answers are retried
     with backoff until ``retry_deadline`` (see :class:`~pyrostore.store._retry.Retrier`)."""
@@ -117,8 +124,7 @@ class S3Store:
                 profile_name=profile,
             )
             config = Config(
-                # botocore reads AWS_DEFAULT_REGION only; other AWS SDKs prefer AWS_REGION.
-                region_name=region or os.environ.get("AWS_REGION") or session.region_name or "us-east-1",
+                region_name=store_region(region, os.environ, session.region_name),
                 retries={"mode": "standard", "total_max_attempts": 1},  # self._retrier retries instead
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
