@@ -84,6 +84,12 @@ def _read(read, *args: str) -> Any:
         raise
 
 
+def read_topic_archive(namespace: str, name: str) -> Any:
+    """A TopicArchive as the API returns it, or None when there is none of that name. Raises ApiException."""
+    objects = client.CustomObjectsApi(api())
+    return _read(objects.get_namespaced_custom_object, GROUP, VERSION, namespace, "topicarchives", name)
+
+
 Logger = logging.Logger | logging.LoggerAdapter
 
 
@@ -195,9 +201,7 @@ def _restore(kind: str, event: Mapping, body: kopf.Body, logger: Logger) -> None
     app = meta["labels"].get("app.kubernetes.io/name")
     if app not in (_ARCHIVER_APP, endpoint.SERVE_APP):
         return  # not a child these handlers keep
-    objects = client.CustomObjectsApi(api())
-    owner = meta["labels"][manifests.ARCHIVE_LABEL]
-    archive = _read(objects.get_namespaced_custom_object, GROUP, VERSION, meta["namespace"], "topicarchives", owner)
+    archive = read_topic_archive(meta["namespace"], meta["labels"][manifests.ARCHIVE_LABEL])
     if archive is None or archive["metadata"].get("deletionTimestamp"):
         return
     if app == _ARCHIVER_APP:
@@ -276,8 +280,7 @@ def desired_job(body: Mapping) -> manifests.Manifest:
     if "serve" not in body["spec"]:
         return manifests.replay_job(body, SETTINGS)
     name, namespace = body["spec"]["serve"]["topicArchive"], body["metadata"]["namespace"]
-    objects = client.CustomObjectsApi(api())
-    archive = _read(objects.get_namespaced_custom_object, GROUP, VERSION, namespace, "topicarchives", name)
+    archive = read_topic_archive(namespace, name)
     if archive is None:
         raise JobBlocked("TopicArchiveNotFound", sidecar.missing_archive(namespace, name, "spec.serve.topicArchive"))
     try:

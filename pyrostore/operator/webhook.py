@@ -11,11 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
-from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from pyrostore.operator import handlers, sidecar, webhook_server
-from pyrostore.operator.settings import GROUP, VERSION
 
 WEBHOOK = webhook_server.WebhookSettings.from_env()
 
@@ -29,12 +27,8 @@ def serve_webhook(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 def _topic_archive(namespace: str, name: str) -> Any:
     try:
-        return client.CustomObjectsApi(handlers.api()).get_namespaced_custom_object(
-            GROUP, VERSION, namespace, "topicarchives", name
-        )
+        return handlers.read_topic_archive(namespace, name)
     except ApiException as exc:
-        if exc.status == 404:
-            return None
         raise sidecar.SidecarRefused(f"cannot read TopicArchive {namespace}/{name}: {exc.status} {exc.reason}") from exc
 
 
