@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pyrostore.operator.manifests import ARCHIVE_LABEL, Manifest, _labels, _owned, _pod_spec, serve_container
+from pyrostore.operator.manifests import (
+    ARCHIVE_LABEL,
+    Manifest,
+    component_labels,
+    owned,
+    pod_spec,
+    selector_labels,
+    serve_container,
+)
 from pyrostore.operator.settings import OperatorSettings
 
 SERVE_COMPONENT = "serve"
@@ -50,13 +58,12 @@ def endpoint_address(body: Mapping) -> str:
 
 
 def _serve_labels(body: Mapping) -> dict[str, str]:
-    return _labels(SERVE_COMPONENT, body["metadata"]["name"], ARCHIVE_LABEL)
+    return component_labels(SERVE_COMPONENT, body["metadata"]["name"], ARCHIVE_LABEL)
 
 
 def serve_selector(body: Mapping) -> dict[str, str]:
     """Labels that select the serve pods of this TopicArchive and nothing else (not its archiver pods)."""
-    labels = _serve_labels(body)
-    return {key: labels[key] for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
+    return selector_labels(_serve_labels(body))
 
 
 def serve_deployment(body: Mapping, settings: OperatorSettings) -> Manifest:
@@ -82,7 +89,7 @@ def serve_deployment(body: Mapping, settings: OperatorSettings) -> Manifest:
         {"name": "metrics", "containerPort": metrics_port, "protocol": "TCP"},
     ]
     pod_annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(metrics_port)}
-    return _owned("apps/v1", "Deployment", serve_name(body["metadata"]["name"]), body, labels) | {
+    return owned("apps/v1", "Deployment", serve_name(body["metadata"]["name"]), body, labels) | {
         "spec": {
             "replicas": serve.get("replicas", 1),
             "selector": {"matchLabels": serve_selector(body)},
@@ -90,7 +97,7 @@ def serve_deployment(body: Mapping, settings: OperatorSettings) -> Manifest:
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
             "template": {
                 "metadata": {"labels": labels, "annotations": pod_annotations},
-                "spec": _pod_spec(container, volumes, settings),
+                "spec": pod_spec(container, volumes, settings),
             },
         },
     }
@@ -102,7 +109,7 @@ def serve_service(body: Mapping) -> Manifest:
     port: Manifest = {"name": "kafka", "port": service_port(body), "targetPort": "kafka", "protocol": "TCP"}
     if "nodePort" in service:
         port["nodePort"] = service["nodePort"]
-    return _owned("v1", "Service", serve_name(body["metadata"]["name"]), body, _serve_labels(body)) | {
+    return owned("v1", "Service", serve_name(body["metadata"]["name"]), body, _serve_labels(body)) | {
         "spec": {
             "type": service.get("type", "ClusterIP"),
             "selector": serve_selector(body),

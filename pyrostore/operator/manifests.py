@@ -48,7 +48,8 @@ def owner_reference(owner: Mapping) -> Manifest:
     }
 
 
-def _labels(component: str, instance: str, owner_label: str) -> dict[str, str]:
+def component_labels(component: str, instance: str, owner_label: str) -> dict[str, str]:
+    """The labels of a child workload: its component (``pyrostore-<component>``), instance and owner."""
     return {
         "app.kubernetes.io/name": f"pyrostore-{component}",
         "app.kubernetes.io/instance": instance,
@@ -57,7 +58,13 @@ def _labels(component: str, instance: str, owner_label: str) -> dict[str, str]:
     }
 
 
-def _owned(api_version: str, kind: str, name: str, owner: Mapping, labels: dict[str, str]) -> Manifest:
+def selector_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels of a workload's pods that select them: their component and instance (never the owner label
+    alone, which the archiver's and the endpoint's pods share)."""
+    return {key: labels[key] for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
+
+
+def owned(api_version: str, kind: str, name: str, owner: Mapping, labels: dict[str, str]) -> Manifest:
     """The head of a child object: its kind, and metadata naming it, labelling it and tying it to its owner."""
     metadata = {"name": name, "namespace": owner["metadata"]["namespace"], "labels": labels}
     return {
@@ -113,7 +120,8 @@ def archiver_command(body: Mapping) -> list[str]:
     return command + _pod_wiring(storage, kafka)[3]
 
 
-def _pod_spec(container: Manifest, volumes: list[Manifest], settings: OperatorSettings, **extra: Any) -> Manifest:
+def pod_spec(container: Manifest, volumes: list[Manifest], settings: OperatorSettings, **extra: Any) -> Manifest:
+    """A pod of one container, run as a non-root user, with the operator's workload ServiceAccount if set."""
     pod: Manifest = {
         "containers": [container],
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001},
@@ -176,21 +184,19 @@ def serve_container(
 def archiver_deployment(body: Mapping, settings: OperatorSettings) -> Manifest:
     """The archiver Deployment of a TopicArchive (``suspend: true`` makes zero replicas)."""
     spec, meta = body["spec"], body["metadata"]
-    labels = _labels("archiver", meta["name"], ARCHIVE_LABEL)
+    labels = component_labels("archiver", meta["name"], ARCHIVE_LABEL)
     env_from, volumes, mounts, _ = _pod_wiring(spec["storage"], spec["kafka"])
     container = _container("archiver", archiver_command(body), settings, spec, env_from, mounts)
     container["ports"] = [{"name": "metrics", "containerPort": spec.get("metricsPort", 9108), "protocol": "TCP"}]
     pod_annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(spec.get("metricsPort", 9108))}
-    return _owned("apps/v1", "Deployment", deployment_name(meta["name"]), body, labels) | {
+    return owned("apps/v1", "Deployment", deployment_name(meta["name"]), body, labels) | {
         "spec": {
             "replicas": 0 if spec.get("suspend") else spec.get("replicas", 1),
-            "selector": {
-                "matchLabels": {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
-            },
+            "selector": {"matchLabels": selector_labels(labels)},
             "template": {
                 "metadata": {"labels": labels, "annotations": pod_annotations},
                 # The archiver commits open segments within --shutdown-grace (25 s) of SIGTERM.
-                "spec": _pod_spec(container, volumes, settings, terminationGracePeriodSeconds=40),
+                "spec": pod_spec(container, volumes, settings, terminationGracePeriodSeconds=40),
             },
         },
     }
@@ -258,7 +264,7 @@ def replay_job(body: Mapping, settings: OperatorSettings) -> Manifest:
     spec = body["spec"]
     env_from, volumes, mounts, _ = _pod_wiring(spec["source"]["storage"], spec["target"])
     container = _container("replay", replay_command(body), settings, spec, env_from, mounts)
-    pod = {"spec": _pod_spec(container, volumes, settings, restartPolicy="Never")}
+    pod = {"spec": pod_spec(container, volumes, settings, restartPolicy="Never")}
     return _job(body, pod, spec.get("parallelism", 1))
 
 
@@ -270,7 +276,7 @@ def serve_job(body: Mapping, pod: Mapping) -> Manifest:
 
 def _job(body: Mapping, pod: Mapping, parallelism: int) -> Manifest:
     meta = body["metadata"]
-    labels = _labels("replay", meta["name"], REPLAY_LABEL)
+    labels = component_labels("replay", meta["name"], REPLAY_LABEL)
     pod_meta = dict(pod.get("metadata") or {})
     pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels}
     job_spec: Manifest = {
@@ -282,7 +288,7 @@ def _job(body: Mapping, pod: Mapping, parallelism: int) -> Manifest:
     if parallelism > 1:
         # Each pod gets JOB_COMPLETION_INDEX from Kubernetes; `pyrostore replay` takes it as its worker index.
         job_spec["completionMode"] = "Indexed"
-    return _owned("batch/v1", "Job", job_name(meta["name"]), body, labels) | {"spec": job_spec}
+    return owned("batch/v1", "Job", job_name(meta["name"]), body, labels) | {"spec": job_spec}
 
 
 def drifted(desired: Any, actual: Any) -> bool:
