@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements.lock"
-RUNTIME_LOCK = ROOT / "requirements-runtime.lock"  # the dependencies alone, for the container image
+RUNTIME_LOCK = ROOT / "requirements-runtime.lock"  # the dependencies and the iceberg extra, for the container image
 UV_VERSION = "0.13.9"
 LOCK_PYTHON = "3.11"
 LOCK_PLATFORM = "x86_64-unknown-linux-gnu"
@@ -109,7 +109,8 @@ def lock(upgrade: bool) -> None:
     """Resolve pyproject.toml's requirements into the locks (with the extras, and the dependencies alone): pins
     already there are kept while they still fit, unless ``upgrade``, which takes the newest release of everything
     within the ranges."""
-    for path, extras in ((LOCK, ["--extra", "dev", "--extra", "sql"]), (RUNTIME_LOCK, [])):
+    # The image runs the operator's Iceberg sync pods (and reads tables for status): the iceberg extra.
+    for path, extras in ((LOCK, ["--extra", "dev", "--extra", "sql"]), (RUNTIME_LOCK, ["--extra", "iceberg"])):
         command = [str(uv()), "pip", "compile", "--no-config", "--quiet", "--cache-dir", str(cache() / "uv")]
         command += ["pyproject.toml", *extras, "--generate-hashes"]
         command += ["--python-version", LOCK_PYTHON, "--python-platform", LOCK_PLATFORM]

@@ -26,7 +26,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from pyrostore.archive import Archive, ArchivedRecord, open_archive
-from pyrostore.errors import InvalidSetting, PyrostoreError, UsageError
+from pyrostore.errors import CommitConflict, InvalidSetting, PyrostoreError, StoreError, TopicNotFound, UsageError
 from pyrostore.gc import collect_garbage
 from pyrostore.index.tree import NodeStore
 from pyrostore.kafka import error_text, load_properties
@@ -585,27 +585,34 @@ def iceberg_sync(
         store_region(None, os.environ),  # the S3 store's own fallbacks
     )
     archive = open_archive(url, **options)
-    archive.partitions(name)  # TopicNotFound before any table is made for it
     fallback = archive.store.location("/".join(("iceberg", *identifier)))
     stop = _stop_on_signals() if follow else threading.Event()
     while True:
         try:
+            archive.partitions(name)  # TopicNotFound before any table is made for it
             iceberg = open_table(open_catalog(catalog, catalog_uri, properties), identifier, location, fallback)
             result = sync_topic(archive, name, iceberg)
         except CommitFailedException as exc:
-            if follow:  # the next round plans again from the table as the other commit left it
-                err.print(f"table {table}: another commit came first; retrying in {interval}", highlight=False)
-                if stop.wait(pause):
-                    return
-                continue
-            raise PyrostoreError(f"table {table}: another commit came first; nothing was changed ({exc})") from exc
+            problem: PyrostoreError = CommitConflict(f"table {table}: another commit came first; nothing was changed")
+            problem.__cause__ = exc
+        except (TopicNotFound, StoreError) as exc:
+            problem = exc
         except (OSError, ValueError) as exc:  # pyiceberg's catalog, FileIO and validation errors
             if isinstance(exc, PyrostoreError):
                 raise
             raise PyrostoreError(f"table {table}: {exc}") from exc
-        out.print(
-            f"added {result.segments} segment(s), {result.records} record(s) of {name} to {table}"
-            + (f" (snapshot {result.snapshot_id})" if result.snapshot_id is not None else "")
-        )
-        if not follow or stop.wait(pause):
+        else:
+            out.print(
+                f"added {result.segments} segment(s), {result.records} record(s) of {name} to {table}"
+                + (f" (snapshot {result.snapshot_id})" if result.snapshot_id is not None else "")
+            )
+            if not follow or stop.wait(pause):
+                return
+            continue
+        # Following, the archive may not exist yet (the archiver's first commit is on its way) or be briefly
+        # unreachable, and another sync may commit first: each is tried again next round, as planned afresh.
+        if not follow:
+            raise problem
+        err.print(f"{problem}; retrying in {interval}", highlight=False)
+        if stop.wait(pause):
             return

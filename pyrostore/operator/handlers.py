@@ -1,8 +1,9 @@
 """The kopf handlers: thin and idempotent, each builds the desired state and applies it.
 
-TopicArchive: create, update and resume apply the archiver Deployment (server-side apply), and with
-``spec.serve`` the serve Deployment and its Service (removed again without it), and refresh the status; a timer
-refreshes status and corrects drift; Deployment and Service events restore a deleted or edited one.
+TopicArchive: create, update and resume apply the archiver Deployment (server-side apply), with ``spec.serve`` the
+serve Deployment and its Service, with ``spec.iceberg`` the sync Deployment (each removed again without its
+field), and refresh the status; a timer refreshes status and corrects drift; Deployment and Service events restore
+a deleted or edited one.
 ReplayJob: the Job is created once (in serve mode, once its TopicArchive exists); a timer follows the Job and
 the replay's progress until it ends.
 Children carry controller owner references, so the garbage collector removes them with their owner.
@@ -19,7 +20,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from pyrostore.errors import PyrostoreError
-from pyrostore.operator import conditions, endpoint, manifests, replay_status, sidecar, status
+from pyrostore.operator import conditions, endpoint, iceberg, manifests, replay_status, sidecar, status
 from pyrostore.operator.deletion import delete_topic_archive
 from pyrostore.operator.settings import GROUP, MANAGER, VERSION, OperatorSettings
 
@@ -141,6 +142,17 @@ def ensure_serve(body: Mapping, logger: Logger) -> dict[str, Any] | None:
     return endpoint.serve_status(body, deployment)
 
 
+def ensure_iceberg(body: Mapping, logger: Logger) -> dict[str, Any] | None:
+    """Apply the sync Deployment of ``spec.iceberg``, or remove it without it; ``status.iceberg``."""
+    if not iceberg.syncing(body):
+        _remove_owned("Deployment", iceberg.sync_name(body["metadata"]["name"]), body, logger)
+        return None
+    _ensure(iceberg.sync_deployment(body, SETTINGS), logger)
+    from pyrostore.operator.iceberg_status import observe_iceberg  # pyiceberg only for archives with a table
+
+    return observe_iceberg(api(), body["metadata"]["namespace"], body)
+
+
 def _write_status(patch: kopf.Patch, body: Mapping, new: list[conditions.Condition], **fields: Any) -> None:
     generation = body["metadata"].get("generation", 1)
     old = (body.get("status") or {}).get("conditions")
@@ -149,8 +161,11 @@ def _write_status(patch: kopf.Patch, body: Mapping, new: list[conditions.Conditi
     patch.status["conditions"] = conditions.stamp(new, old, generation)
 
 
-def refresh_archive_status(body: Mapping, patch: kopf.Patch, served: Mapping | None = None) -> None:
-    """Read the archive and Kafka and write partitions, totals, conditions and the endpoint into the status."""
+def refresh_archive_status(
+    body: Mapping, patch: kopf.Patch, served: Mapping | None = None, synced: Mapping | None = None
+) -> None:
+    """Read the archive and Kafka and write partitions, totals, conditions, the endpoint and the Iceberg table's
+    last sync into the status."""
     spec, namespace = body["spec"], body["metadata"]["namespace"]
     try:
         store = status.open_resource_store(api(), namespace, spec["storage"])
@@ -171,6 +186,7 @@ def refresh_archive_status(body: Mapping, patch: kopf.Patch, served: Mapping | N
         lag=sum(p.lag for p in seen.partitions),
         archivedRecords=sum(p.records for p in seen.partitions),
         serve=served,  # None removes it
+        iceberg=synced,
     )
 
 
@@ -180,14 +196,14 @@ def refresh_archive_status(body: Mapping, patch: kopf.Patch, served: Mapping | N
 def reconcile_archive(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     """Apply the archiver Deployment (and the endpoint's children) for this generation, then refresh the status."""
     ensure_deployment(body, logger)
-    refresh_archive_status(body, patch, ensure_serve(body, logger))
+    refresh_archive_status(body, patch, ensure_serve(body, logger), ensure_iceberg(body, logger))
 
 
 @kopf.timer(GROUP, VERSION, "topicarchives", interval=SETTINGS.status_interval, initial_delay=SETTINGS.status_interval)
 def refresh_archive(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     """Periodically: correct drift of the children and refresh the status."""
     ensure_deployment(body, logger)
-    refresh_archive_status(body, patch, ensure_serve(body, logger))
+    refresh_archive_status(body, patch, ensure_serve(body, logger), ensure_iceberg(body, logger))
 
 
 _ARCHIVER_APP = "pyrostore-archiver"  # app.kubernetes.io/name of the archiver Deployment
@@ -195,17 +211,23 @@ _ARCHIVER_APP = "pyrostore-archiver"  # app.kubernetes.io/name of the archiver D
 
 def _restore(kind: str, event: Mapping, body: kopf.Body, logger: Logger) -> None:
     """A managed child was deleted or edited: restore it from its TopicArchive with the builder its
-    ``app.kubernetes.io/name`` names (unless the TopicArchive is going), or remove a serve child ``spec.serve``
-    no longer asks for."""
+    ``app.kubernetes.io/name`` names (unless the TopicArchive is going), or remove a serve or sync child whose
+    field the spec no longer has."""
     meta = body["metadata"]
     app = meta["labels"].get("app.kubernetes.io/name")
-    if app not in (_ARCHIVER_APP, endpoint.SERVE_APP):
+    if app not in (_ARCHIVER_APP, endpoint.SERVE_APP, iceberg.ICEBERG_APP):
         return  # not a child these handlers keep
     archive = read_topic_archive(meta["namespace"], meta["labels"][manifests.ARCHIVE_LABEL])
     if archive is None or archive["metadata"].get("deletionTimestamp"):
         return
     if app == _ARCHIVER_APP:
         desired = manifests.archiver_deployment(archive, SETTINGS)
+    elif app == iceberg.ICEBERG_APP:
+        if not iceberg.syncing(archive):
+            if event.get("type") != "DELETED":
+                _remove_owned(kind, meta["name"], archive, logger)
+            return
+        desired = iceberg.sync_deployment(archive, SETTINGS)
     elif not endpoint.serving(archive):
         if event.get("type") != "DELETED":
             _remove_owned(kind, meta["name"], archive, logger)
@@ -226,7 +248,7 @@ _MANAGED: dict[str, Any] = {  # the children of TopicArchives
 
 @kopf.on.event("apps", "v1", "deployments", labels=_MANAGED)
 def restore_deployment(event: Mapping, body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-    """A TopicArchive's Deployment (archiver or serve) was deleted or edited: restore it from its own builder."""
+    """A TopicArchive's Deployment (archiver, serve or sync) was deleted or edited: restore it from its own builder."""
     _restore("Deployment", event, body, logger)
 
 
@@ -242,14 +264,19 @@ def _deletes_archive(spec: kopf.Spec, **_: Any) -> bool:
 
 @kopf.on.delete(GROUP, VERSION, "topicarchives", when=_deletes_archive)
 def delete_archive(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-    """``deletionPolicy: Delete``: stop the archiver and the endpoint, then remove the topic's objects under the
-    archive's prefix."""
+    """``deletionPolicy: Delete``: stop the archiver, the endpoint and the sync, then remove the topic's objects
+    under the archive's prefix."""
     namespace, archive_name = body["metadata"]["namespace"], body["metadata"]["name"]
     apps, core = client.AppsV1Api(api()), client.CoreV1Api(api())
-    for name in (manifests.deployment_name(archive_name), endpoint.serve_name(archive_name)):
+    children = (
+        manifests.deployment_name(archive_name),
+        endpoint.serve_name(archive_name),
+        iceberg.sync_name(archive_name),
+    )
+    for name in children:
         if _read(apps.read_namespaced_deployment, name, namespace) is not None:
             apps.delete_namespaced_deployment(name, namespace, propagation_policy="Foreground")
-    selector = f"{manifests.ARCHIVE_LABEL}={archive_name}"  # archiver and serve pods alike
+    selector = f"{manifests.ARCHIVE_LABEL}={archive_name}"  # archiver, serve and sync pods alike
     if core.list_namespaced_pod(namespace, label_selector=selector).items:
         raise kopf.TemporaryError("waiting for the archive's pods to stop before deleting the archive", delay=5)
     try:

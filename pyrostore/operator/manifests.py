@@ -74,11 +74,12 @@ def owned(api_version: str, kind: str, name: str, owner: Mapping, labels: dict[s
     }
 
 
-def _pairs(flag: str, pairs: Mapping[str, str] | None) -> list[str]:
+def flag_pairs(flag: str, pairs: Mapping[str, str] | None) -> list[str]:
+    """``flag key=value`` arguments for each pair, sorted by key."""
     return [arg for key, value in sorted((pairs or {}).items()) for arg in (flag, f"{key}={value}")]
 
 
-def _pod_wiring(storage: Mapping, kafka: Mapping) -> tuple[list[Manifest], list[Manifest], list[Manifest], list[str]]:
+def pod_wiring(storage: Mapping, kafka: Mapping) -> tuple[list[Manifest], list[Manifest], list[Manifest], list[str]]:
     """envFrom, volumes, volume mounts and extra arguments of a pod: its Secrets, and a writable /tmp.
 
     Only Secret names go into the manifest; the values reach the container from the kubelet, never through
@@ -115,9 +116,9 @@ def archiver_command(body: Mapping) -> list[str]:
     command += ["--metrics-port", str(spec.get("metricsPort", 9108)), "--log-format", "json"]
     if spec.get("acceptLoss"):
         command.append("--accept-loss")
-    command += _pairs("-o", storage.get("options"))
-    command += _pairs("-X", kafka.get("properties"))
-    return command + _pod_wiring(storage, kafka)[3]
+    command += flag_pairs("-o", storage.get("options"))
+    command += flag_pairs("-X", kafka.get("properties"))
+    return command + pod_wiring(storage, kafka)[3]
 
 
 def pod_spec(container: Manifest, volumes: list[Manifest], settings: OperatorSettings, **extra: Any) -> Manifest:
@@ -133,9 +134,10 @@ def pod_spec(container: Manifest, volumes: list[Manifest], settings: OperatorSet
     return pod
 
 
-def _container(
+def workload_container(
     name: str, command: list[str], settings: OperatorSettings, spec: Mapping, env_from: list, mounts: list
 ) -> Manifest:
+    """A container of the operator's image running ``command``, locked down, with ``spec``'s resources."""
     container: Manifest = {
         "name": name,
         "image": settings.image,
@@ -159,9 +161,9 @@ def serve_command(body: Mapping, listen: str, advertise: str | None = None) -> l
     if advertise:
         command += ["--advertise", advertise]
     command += ["--log-format", "json"]
-    command += _pairs("-o", storage.get("options"))
-    command += _pairs("-X", kafka.get("properties"))
-    return command + _pod_wiring(storage, kafka)[3]
+    command += flag_pairs("-o", storage.get("options"))
+    command += flag_pairs("-X", kafka.get("properties"))
+    return command + pod_wiring(storage, kafka)[3]
 
 
 def serve_container(
@@ -172,9 +174,9 @@ def serve_container(
     Ready once it accepts connections on its listen port (the serve command answers as soon as it listens).
     """
     spec = body["spec"]
-    env_from, volumes, mounts, _ = _pod_wiring(spec["storage"], spec["kafka"])
+    env_from, volumes, mounts, _ = pod_wiring(spec["storage"], spec["kafka"])
     command = serve_command(body, listen, advertise)
-    container = _container(name, command, settings, {"resources": resources}, env_from, mounts)
+    container = workload_container(name, command, settings, {"resources": resources}, env_from, mounts)
     port = int(listen.rsplit(":", 1)[1])
     container["ports"] = [{"name": "kafka", "containerPort": port, "protocol": "TCP"}]
     container["readinessProbe"] = {"tcpSocket": {"port": port}, "periodSeconds": 5}
@@ -185,8 +187,8 @@ def archiver_deployment(body: Mapping, settings: OperatorSettings) -> Manifest:
     """The archiver Deployment of a TopicArchive (``suspend: true`` makes zero replicas)."""
     spec, meta = body["spec"], body["metadata"]
     labels = component_labels("archiver", meta["name"], ARCHIVE_LABEL)
-    env_from, volumes, mounts, _ = _pod_wiring(spec["storage"], spec["kafka"])
-    container = _container("archiver", archiver_command(body), settings, spec, env_from, mounts)
+    env_from, volumes, mounts, _ = pod_wiring(spec["storage"], spec["kafka"])
+    container = workload_container("archiver", archiver_command(body), settings, spec, env_from, mounts)
     container["ports"] = [{"name": "metrics", "containerPort": spec.get("metricsPort", 9108), "protocol": "TCP"}]
     pod_annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(spec.get("metricsPort", 9108))}
     return owned("apps/v1", "Deployment", deployment_name(meta["name"]), body, labels) | {
@@ -254,16 +256,16 @@ def replay_command(body: Mapping) -> list[str]:
         elif value is not None and value is not False:
             command += [flag, str(value)]
     command += ["--log-format", "json"]
-    command += _pairs("-o", spec["source"]["storage"].get("options"))
-    command += _pairs("-X", spec["target"].get("properties"))
-    return command + _pod_wiring(spec["source"]["storage"], spec["target"])[3]
+    command += flag_pairs("-o", spec["source"]["storage"].get("options"))
+    command += flag_pairs("-X", spec["target"].get("properties"))
+    return command + pod_wiring(spec["source"]["storage"], spec["target"])[3]
 
 
 def replay_job(body: Mapping, settings: OperatorSettings) -> Manifest:
     """The Job of a ReplayJob: one pod, or an Indexed Job of ``parallelism`` pods splitting the partitions."""
     spec = body["spec"]
-    env_from, volumes, mounts, _ = _pod_wiring(spec["source"]["storage"], spec["target"])
-    container = _container("replay", replay_command(body), settings, spec, env_from, mounts)
+    env_from, volumes, mounts, _ = pod_wiring(spec["source"]["storage"], spec["target"])
+    container = workload_container("replay", replay_command(body), settings, spec, env_from, mounts)
     pod = {"spec": pod_spec(container, volumes, settings, restartPolicy="Never")}
     return _job(body, pod, spec.get("parallelism", 1))
 
