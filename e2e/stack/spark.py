@@ -7,27 +7,25 @@ launch scripts it carries as ``SPARK_HOME``); py4j's wheel, pinned the same way,
 runtime, its AWS bundle (S3FileIO) and the PostgreSQL JDBC driver come from Maven Central through
 :func:`e2e.stack.cache.maven_libs`.
 
-:func:`run_sql` runs queries in one Spark session in a child process (the JVM stays out of the caller) and
-returns the rows; a Spark that cannot start raises ServerFailed naming the log.
+:func:`run_sql` runs queries in one Spark session in a child process (:mod:`e2e.stack.spark_child`: the JVM
+stays out of the caller) and returns the rows; a Spark that cannot start raises ServerFailed naming the log.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
-import time
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from e2e.stack import spark_child
 from e2e.stack.cache import filled_once, maven_libs, run_step
 from e2e.stack.process import ServerFailed, tail
 
@@ -53,6 +51,9 @@ class SparkRuntime:
     home: Path
     python: Path
     jars: tuple[Path, ...]
+
+    def __str__(self) -> str:
+        return f"{self.home} (+ {len(self.jars)} jars)"
 
 
 def maven_packages() -> list[str]:
@@ -156,16 +157,16 @@ def run_sql(
     workdir.mkdir(parents=True, exist_ok=True)
     request, result, log = workdir / "request.json", workdir / "result.json", workdir / "spark.log"
     request.write_text(json.dumps({"conf": {**local_conf(spark.jars), **conf}, "queries": dict(queries)}))
-    root = Path(__file__).resolve().parents[2]
     env = {
         **os.environ,
         "SPARK_HOME": str(spark.home),
-        "PYTHONPATH": os.pathsep.join([str(root), str(spark.python)]),
+        "PYTHONPATH": str(spark.python),
         "PYSPARK_PYTHON": sys.executable,
         "SPARK_LOCAL_IP": "127.0.0.1",  # loopback only
         "TZ": "UTC",  # PySpark turns timestamps into naive datetimes in the local time zone
     }
-    command = [sys.executable, "-m", "e2e.stack.spark", str(request), str(result)]
+    # A script (-P: its folder, with modules named kafka, s3, ..., stays off sys.path), so no e2e import.
+    command = [sys.executable, "-P", spark_child.__file__, str(request), str(result)]
     with open(log, "ab") as out:
         try:
             done = subprocess.run(
@@ -175,67 +176,4 @@ def run_sql(
             raise ServerFailed(f"spark: no answer after {timeout:.0f}s; log {log}:\n{tail(log, 30)}") from None
     if done.returncode != 0:
         raise ServerFailed(f"spark: exit {done.returncode}; log {log}:\n{tail(log, 30)}")
-    return {name: decode_rows(rows) for name, rows in json.loads(result.read_text()).items()}
-
-
-def encode_rows(rows: list[dict[str, Any]]) -> str:
-    """Rows as JSON, bytes and times tagged so that :func:`decode_rows` restores them (naive datetimes, as PySpark
-    gives them, are taken as UTC: the child runs with TZ=UTC)."""
-    return json.dumps([_encode(row) for row in rows])
-
-
-def decode_rows(text: str) -> list[dict[str, Any]]:
-    """Rows from :func:`encode_rows`: bytes as bytes, times as datetimes in UTC."""
-    return json.loads(text, object_hook=_decode)
-
-
-def _encode(value: Any) -> Any:
-    """A row value as JSON, with bytes and times tagged so that :func:`_decode` restores them."""
-    if isinstance(value, (bytes, bytearray)):
-        return {"$bytes": base64.b64encode(value).decode()}
-    if isinstance(value, datetime):
-        return {"$time": value.replace(tzinfo=UTC).isoformat()}  # naive, in the child's time zone: UTC
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {key: _encode(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encode(item) for item in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)  # decimals, intervals
-
-
-def _decode(found: dict[str, Any]) -> Any:
-    if set(found) == {"$bytes"}:
-        return base64.b64decode(found["$bytes"])
-    if set(found) == {"$time"}:
-        return datetime.fromisoformat(found["$time"])
-    return found
-
-
-def _child(request: Path, result: Path) -> None:
-    """In the child: one session with the request's settings; each query's rows, encoded, to ``result``."""
-    from pyspark.sql import SparkSession
-
-    asked = json.loads(request.read_text())
-    builder = SparkSession.builder.appName("pyrostore-tests")
-    for key, value in asked["conf"].items():
-        builder = builder.config(key, value)
-    began = time.monotonic()
-    session = builder.getOrCreate()
-    print(f"session started in {time.monotonic() - began:.1f}s", flush=True)
-    answers: dict[str, str] = {}  # each query's rows as encode_rows gives them
-    try:
-        for name, query in asked["queries"].items():
-            began = time.monotonic()
-            rows = [row.asDict(recursive=True) for row in session.sql(query).collect()]
-            answers[name] = encode_rows(rows)
-            print(f"{name}: {len(rows)} row(s) in {time.monotonic() - began:.1f}s", flush=True)
-    finally:
-        session.stop()
-    result.write_text(json.dumps(answers))
-
-
-if __name__ == "__main__":
-    _child(Path(sys.argv[1]), Path(sys.argv[2]))
+    return {name: spark_child.decode_rows(rows) for name, rows in json.loads(result.read_text()).items()}

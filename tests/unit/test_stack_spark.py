@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from e2e.stack import spark
+from e2e.stack import spark, spark_child
 
 
 def test_local_sessions_stay_small_on_loopback_and_in_utc():
@@ -44,5 +44,5 @@ def test_row_values_come_back_as_they_were():
         "headers": [{"key": "round", "value": b"2"}, {"key": "none", "value": None}],
         "n": 3,
     }
-    back = spark.decode_rows(spark.encode_rows([row]))
+    back = spark_child.decode_rows(spark_child.encode_rows([row]))
     assert back == [{**row, "key": b"\x00\xff", "at": datetime(2026, 11, 24, 12, 0, 0, 123000, tzinfo=UTC)}]
