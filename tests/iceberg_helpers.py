@@ -8,8 +8,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.table import Table
 
+from e2e.stack.s3 import S3Server
 from pyrostore.archive import Archive
 from pyrostore.sql import segment_urls
+
+
+def s3_properties(server: S3Server) -> dict[str, str]:
+    """pyiceberg's FileIO properties that read the stack's MinIO (endpoint, region, credentials)."""
+    return {
+        "s3.endpoint": server.endpoint,
+        "s3.region": server.region,
+        "s3.access-key-id": server.access_key,
+        "s3.secret-access-key": server.secret_key,
+    }
 
 
 def table_files(table: Table) -> list[str]:

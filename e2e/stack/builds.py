@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from e2e.stack import debian, health
+from e2e.stack import debian, health, spark
 from e2e.stack.cache import BuildError, cache_root, locked, log_for, maven_libs, run_step
 
 __all__ = ["BUILDERS", "BuildError", "cache_root", "main"]
@@ -248,6 +248,7 @@ BUILDERS = {
     "helm": helm,
     "kubeconform": kubeconform,
     "healthcheck": health.healthcheck,
+    "spark": spark.runtime,
 }
 
 

@@ -50,6 +50,12 @@ class PostgresServer:
         """A libpq connection URL (``postgresql://user:password@host:port/database``), as psql and psycopg take."""
         return self.sqlalchemy_url(driver=None)
 
+    @property
+    def jdbc_url(self) -> str:
+        """A JDBC URL (``jdbc:postgresql://host:port/database``; user and password go separately), as Java's
+        clients (Iceberg's JdbcCatalog) take."""
+        return f"jdbc:postgresql://{self.host}:{self.port}/{quote(self.database, safe='')}"
+
     def sqlalchemy_url(self, driver: str | None = "psycopg2") -> str:
         """A SQLAlchemy URL with ``driver`` (``psycopg2``, locked through pyiceberg's sql-postgres extra, by default;
         ``psycopg``, ``pg8000``; None: SQLAlchemy's default)."""

@@ -11,7 +11,14 @@ from pyrostore.archive import Archive
 from pyrostore.store import open_store
 from tests.consumer_helpers import S3Archive
 from tests.helpers import build_partition, make_segment
-from tests.iceberg_helpers import archive_table, committed_files, rows_by_partition, table_files, table_rows
+from tests.iceberg_helpers import (
+    archive_table,
+    committed_files,
+    rows_by_partition,
+    s3_properties,
+    table_files,
+    table_rows,
+)
 from tests.integration.test_iceberg_sync import Sync
 
 
@@ -26,13 +33,7 @@ def test_sync_into_a_postgresql_catalog(s3_server, postgres_server, tmp_path: Pa
     assert "added 1 segment(s), 5 record(s)" in sync.run()
     assert "added 0 segment(s)" in sync.run()
 
-    properties = {
-        "s3.endpoint": s3_server.endpoint,
-        "s3.region": s3_server.region,
-        "s3.access-key-id": s3_server.access_key,
-        "s3.secret-access-key": s3_server.secret_key,
-    }
-    table = SqlCatalog("pyrostore", uri=uri, **properties).load_table(("kafka", "orders"))
+    table = SqlCatalog("pyrostore", uri=uri, **s3_properties(s3_server)).load_table(("kafka", "orders"))
     reader = Archive(store)
     assert table_files(table) == committed_files(reader, "orders")
     assert table_rows(table) == rows_by_partition(archive_table(reader, "orders"))

@@ -17,7 +17,7 @@ from pyrostore.archive import Archive
 from pyrostore.store import open_store
 from tests.consumer_helpers import S3Archive
 from tests.helpers import make_segment
-from tests.iceberg_helpers import committed_files, table_files, table_rows
+from tests.iceberg_helpers import committed_files, s3_properties, table_files, table_rows
 from tests.kafka_helpers import ChildProcess, archive_rows, kafka_rows, keep_producing, produce_numbered, wait_for
 from tests.served_topics import BIG_TOPIC, fill_edge
 
@@ -49,13 +49,7 @@ class Sync(ChildProcess):
 
 def open_synced(catalog: Path, server: S3Server, topic: str) -> Table:
     """The table as a reader opens it: the same catalog, the MinIO endpoint and credentials."""
-    properties = {
-        "s3.endpoint": server.endpoint,
-        "s3.region": server.region,
-        "s3.access-key-id": server.access_key,
-        "s3.secret-access-key": server.secret_key,
-    }
-    return SqlCatalog("pyrostore", uri=f"sqlite:///{catalog}", **properties).load_table(("kafka", topic))
+    return SqlCatalog("pyrostore", uri=f"sqlite:///{catalog}", **s3_properties(server)).load_table(("kafka", topic))
 
 
 def test_sync_registers_each_committed_segment_once_and_reads_like_kafka(kafka, s3_server, new_topic, tmp_path):
