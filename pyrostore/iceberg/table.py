@@ -3,8 +3,8 @@
 The columns are a segment's (docs/format.md §4.1) plus ``partition``. Segments hold no partition column, and
 Iceberg refuses data files with columns the table lacks, so ``partition`` is an identity-partitioned column that
 no file holds: each data file carries its partition number as its partition value, and readers fill the column
-from it (the Iceberg spec's rule for identity partition columns missing from a file; pyiceberg does, tested;
-Spark and Trino not yet tested). Filtering or grouping by partition then prunes whole files too.
+from it (the Iceberg spec's rule for identity partition columns missing from a file; pyiceberg and Spark do,
+tested; Trino untested). Filtering or grouping by partition then prunes whole files too.
 """
 
 from __future__ import annotations
