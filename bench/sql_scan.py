@@ -1,9 +1,9 @@
 """``pyrostore sql`` over archived history beside the same aggregation computed by consuming the topic from Kafka.
 
-Starts the stack's Kafka (and MinIO for ``--store s3``), produces ``--records`` records of ``--value-size``
-bytes (keys from a set of 10007, ``user-N``) over ``--partitions`` partitions, archives them with the real
-archiver (``python -m pyrostore archive`` in a child process) until the archive holds every one, once per run,
-then ``--rounds`` times, alternating which goes first, each in its own process:
+Starts the stack's Kafka and MinIO (a local folder instead with ``--store folder``), produces ``--records``
+records of ``--value-size`` bytes (keys from a set of 10007, ``user-N``) over ``--partitions`` partitions,
+archives them with the real archiver (``python -m pyrostore archive`` in a child process) until the archive holds
+every one, once per run, then ``--rounds`` times, alternating which goes first, each in its own process:
 
 - ``sql``: ``python -m pyrostore sql URL QUERY --format jsonl`` as a user runs it, each a fresh process timed
   whole (start-up, imports, reading the index, the query, writing the result): a count
@@ -19,7 +19,7 @@ memory of each side (for ``sql``, of its ``pyrostore sql`` processes), and the r
 seconds (above 1: ``pyrostore sql`` is faster), for the count, the group-by, and both; then the set-up time, the
 whole bench's time and the load average seen.
 
-    python bench/sql_scan.py [--records 10000000] [--value-size 100] [--partitions 4] [--store folder|s3]
+    python bench/sql_scan.py [--records 10000000] [--value-size 100] [--partitions 4] [--store s3|folder]
         [--segment-bytes 8MiB] [--rounds 3]
 """
 
@@ -210,7 +210,8 @@ def main() -> None:
     """Start the stack, produce, archive, run both sides in rounds, check the answers, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_archive_arguments(parser, value_size=100)
-    parser.set_defaults(records=10_000_000)
+    # S3 by default: it is where users' archives are (here the stack's MinIO, on the same cores as the query)
+    parser.set_defaults(records=10_000_000, store="s3")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each side, alternating; medians count")
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
