@@ -198,3 +198,42 @@ def archive_topic(setup: dict, workdir: Path, segment_bytes: str, timeout: float
             proc.wait(60)
         archive.close()
     return elapsed
+
+
+def segment_count(setup: dict) -> int:
+    """How many segments the archive at ``setup["url"]`` commits for ``setup["topic"]`` (lost ranges aside)."""
+    from pyrostore.archive import open_archive
+
+    archive = open_archive(setup["url"], **setup["options"])
+    try:
+        return sum(
+            sum(1 for e in archive.partition(setup["topic"], p).segments() if not e.lost)
+            for p in range(setup["partitions"])
+        )
+    finally:
+        archive.close()
+
+
+def consume_to_ends(consumer: Any, topic: str, ends: Sequence[int], timeout: float) -> Iterator[list]:
+    """Assign ``consumer`` (a confluent_kafka.Consumer) every partition of ``topic`` at OFFSET_BEGINNING and yield
+    the records of each ``consume(num_messages=1000)`` until every partition's position reached its end in
+    ``ends``. Raises KafkaException for an error other than a partition's end, RuntimeError after ``timeout`` s."""
+    from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+
+    remaining = {p for p, end in enumerate(ends) if end > 0}
+    deadline = time.perf_counter() + timeout
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(len(ends))])
+    consume = consumer.consume
+    while remaining:
+        batch = consume(num_messages=1000, timeout=1.0)
+        records = [message for message in batch if message.error() is None]
+        for message in batch if len(records) < len(batch) else ():
+            if message.error() is not None and message.error().code() != KafkaError._PARTITION_EOF:
+                raise KafkaException(message.error())
+        yield records
+        # The position (the offset after the last record handed out) is the client's own state: no request.
+        for position in consumer.position([TopicPartition(topic, p) for p in remaining]):
+            if position.offset >= ends[position.partition]:
+                remaining.discard(position.partition)
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"partitions {sorted(remaining)} of {topic} unfinished after {timeout:.0f} s")

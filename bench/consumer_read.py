@@ -33,7 +33,15 @@ import json
 import time
 import uuid
 
-from bench.common import add_archive_arguments, archived_topic, fastest, peak_rss_mb, run_rounds, running_stack
+from bench.common import (
+    add_archive_arguments,
+    archived_topic,
+    fastest,
+    peak_rss_mb,
+    run_rounds,
+    running_stack,
+    segment_count,
+)
 
 # The archiver's fetch tuning for its inner confluent_kafka.Consumer, as set in consumer_config() in
 # pyrostore/archiver/config.py (not exposed there as a constant; keep the two in step). Fetch sizes stay at
@@ -185,19 +193,6 @@ def run(role: str, setup: dict) -> dict:
     return role_batches(setup)
 
 
-def _segments(setup: dict) -> int:
-    from pyrostore.archive import open_archive
-
-    archive = open_archive(setup["url"], **setup["options"])
-    try:
-        return sum(
-            sum(1 for e in archive.partition(setup["topic"], p).segments() if not e.lost)
-            for p in range(setup["partitions"])
-        )
-    finally:
-        archive.close()
-
-
 def _rate(figures: dict) -> tuple[float, float]:
     return figures["records"] / figures["seconds"], figures["bytes"] / figures["seconds"] / 1e6
 
@@ -282,7 +277,7 @@ def main() -> None:
 
     with running_stack("read") as (workdir, stack):
         setup = archived_topic(stack, workdir, "read", args)
-        setup["segments"] = _segments(setup)
+        setup["segments"] = segment_count(setup)
         roles = [*BASELINE_ROLES, *PYROSTORE_ROLES]
         runs = run_rounds(roles, args.rounds, lambda _: (json.dumps(setup),), script=__file__)
         for role, figures in runs.items():

@@ -43,7 +43,15 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.common import add_archive_arguments, archived_topic, cpu_seconds, peak_rss_mb, run_role, running_stack
+from bench.common import (
+    add_archive_arguments,
+    archived_topic,
+    consume_to_ends,
+    cpu_seconds,
+    peak_rss_mb,
+    run_role,
+    running_stack,
+)
 from bench.consumer_read import TUNED_FETCH
 
 ROLES = ("serve", "kafka")
@@ -64,31 +72,18 @@ def reader_config(bootstrap: str) -> dict:
 def role_read(setup: dict, bootstrap: str) -> dict:
     """Read every partition of the topic from ``bootstrap`` to its end (``setup["ends"]``), touching each key and
     value; return the figures."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+    from confluent_kafka import Consumer
 
     consumer = Consumer(reader_config(bootstrap))
-    ends = setup["ends"]
-    remaining = {p for p, end in enumerate(ends) if end > 0}
-    partitions = [TopicPartition(setup["topic"], p, OFFSET_BEGINNING) for p in range(len(ends))]
-    consume = consumer.consume
     count = nbytes = 0
     first = None
     started, cpu = time.perf_counter(), cpu_seconds()
-    consumer.assign(partitions)
-    while remaining:
-        for message in consume(num_messages=1000, timeout=1.0):
-            if message.error() is not None:
-                if message.error().code() != KafkaError._PARTITION_EOF:
-                    raise KafkaException(message.error())
-                continue
-            count += 1
+    for records in consume_to_ends(consumer, setup["topic"], setup["ends"], READ_TIMEOUT):
+        count += len(records)
+        for message in records:
             nbytes += len(message.key() or b"") + len(message.value() or b"")
-            if message.offset() + 1 >= ends[message.partition()]:
-                remaining.discard(message.partition())
         if first is None and count:
             first = time.perf_counter()
-        if time.perf_counter() - started > READ_TIMEOUT:
-            raise RuntimeError(f"read {count} records in {READ_TIMEOUT:.0f} s; partitions {remaining} unfinished")
     elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     consumer.close()
     return {
