@@ -283,6 +283,12 @@ def archive(
     topic: Annotated[str, typer.Option("--topic", "-t", help="the topic to archive")],
     store: Annotated[str, typer.Option("--store", help="archive URL: folder, s3://, gs://")],
     group: Annotated[str | None, typer.Option(help="consumer group (default pyrostore-<topic>)")] = None,
+    instance_id: Annotated[
+        str | None,
+        typer.Option(
+            help="static group membership: a replica restarted with the same id gets its partitions back at once"
+        ),
+    ] = None,
     segment_bytes: Annotated[str, typer.Option(help="roll a segment at this size")] = "64MiB",
     segment_age: Annotated[str, typer.Option(help="roll a segment this long after its first record")] = "60s",
     metrics_port: Annotated[int | None, typer.Option(help="serve Prometheus metrics on this port")] = None,
@@ -306,6 +312,7 @@ def archive(
         store_url=store,
         store_options=store_options(store_option, interactive=False),
         group_id=group,
+        instance_id=instance_id or None,
         segment_bytes=parse_size(segment_bytes, "--segment-bytes"),
         segment_age=parse_duration(segment_age, "--segment-age").total_seconds(),
         kafka_properties=kafka_properties(x, kafka_properties_file),

@@ -177,6 +177,10 @@ class ChildProcess:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
 
+    def wait(self, timeout: float) -> int:
+        """Wait for the process to exit by itself; its exit code."""
+        return self.proc.wait(timeout)
+
     def running(self) -> bool:
         """Whether the process is still running."""
         return self.proc is not None and self.proc.poll() is None

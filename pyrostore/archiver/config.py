@@ -24,6 +24,7 @@ class ArchiverConfig:
     store_url: str
     store_options: dict[str, str] = field(default_factory=dict)
     group_id: str | None = None  # default: pyrostore-<topic>
+    instance_id: str | None = None  # static group membership (KIP-345): a restart under it gets its partitions back
     segment_bytes: int = 64 * 1024 * 1024
     segment_age: float = 60.0  # seconds an open segment may wait before it is committed
     max_buffer_bytes: int = 96 * 1024 * 1024  # open segments, and again segments in flight, across partitions
@@ -55,4 +56,5 @@ def consumer_config(config: ArchiverConfig, client_id: str) -> dict[str, str]:
         **_FIXED,
         "bootstrap.servers": config.bootstrap_servers,
         "group.id": config.group,
+        **({"group.instance.id": config.instance_id} if config.instance_id else {}),
     }

@@ -116,10 +116,11 @@ class Archiver:
 
     def _take(self, messages: list[Message]) -> None:
         """Add a consumed batch to the open segments, a run of one partition's messages at a time."""
-        if list(map(Message.error, messages)).count(None) != len(messages):  # rare: events among the records
-            for error in filter(None, map(Message.error, messages)):
+        errors = list(map(Message.error, messages))
+        if errors.count(None) != len(messages):  # rare: events among the records
+            for error in filter(None, errors):
                 self._on_error(error)
-            messages = [m for m in messages if m.error() is None]
+            messages = [m for m, error in zip(messages, errors, strict=True) if error is None]
         for partition, run in itertools.groupby(messages, Message.partition):
             state = self._partitions.get(partition) if partition is not None else None
             if state is None:
@@ -257,6 +258,10 @@ class Archiver:
             self._partitions.pop(partition, None)
 
     def _on_error(self, error: KafkaError) -> None:
-        if error.fatal():
+        try:
+            fatal = error.fatal() or error.code() == KafkaError._FATAL  # a fenced static member: _FATAL, not fatal()
+        except SystemError:  # confluent-kafka 2.x hands some fatal error events over with an exception pending
+            fatal = True
+        if fatal:
             raise KafkaUnavailable(f"Kafka consumer failed: {error.str()}")
         log.warning("Kafka: %s", error.str())

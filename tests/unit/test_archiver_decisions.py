@@ -38,6 +38,9 @@ def test_consumer_config_keeps_what_correctness_needs():
     assert built["isolation.level"] == "read_committed" and built["enable.auto.commit"] == "false"
     assert built["group.id"] == "pyrostore-orders" and built["security.protocol"] == "SSL"
     assert built["fetch.queue.backoff.ms"] == "20"  # librdkafka's 1 s default idles a reader that was briefly slow
+    assert "group.instance.id" not in built  # dynamic membership unless an instance id is given
+    static = ArchiverConfig("k:9092", "orders", "/tmp/a", instance_id="orders-archiver-0")
+    assert consumer_config(static, "me")["group.instance.id"] == "orders-archiver-0"
     slower = ArchiverConfig("k:9092", "orders", "/tmp/a", kafka_properties={"fetch.queue.backoff.ms": "500"})
     assert consumer_config(slower, "me")["fetch.queue.backoff.ms"] == "500"
     for key, value in (("isolation.level", "read_uncommitted"), ("enable.auto.commit", "true")):
