@@ -1,14 +1,16 @@
 """The read side of an archive: its topics and partitions, lookups, and range reads.
 
 A :class:`PartitionArchive` reads one commit's tree (a consistent snapshot) until :meth:`refresh` moves it to
-the newest commit. Records come back as Arrow record batches (for analytics and bulk copy) or as
-:class:`ArchivedRecord` objects.
+the newest commit. An archive opened ``as_of`` a time or a commit reads every partition as it was then (see
+:mod:`pyrostore.index.as_of`) and refuses every write. Records come back as Arrow record batches (for analytics
+and bulk copy) or as :class:`ArchivedRecord` objects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -16,11 +18,13 @@ import pyarrow.compute as pc
 
 from pyrostore.errors import IntegrityError, ObjectNotFound, OffsetOutOfRange, TopicNotFound
 from pyrostore.index import tree
-from pyrostore.index.commits import Commit, read_head
+from pyrostore.index.as_of import AsOf, commit_as_of, had_commit, parse_as_of, resolve
+from pyrostore.index.commits import Commit
 from pyrostore.index.node import Entry
 from pyrostore.layout import ROOT_PREFIX, check_topic, head_prefix, log_prefix
 from pyrostore.segment import decode_segment, header_lists
 from pyrostore.store import ObjectStore, open_existing_store
+from pyrostore.store.read_only import ReadOnlyStore
 
 
 @dataclass(frozen=True)
@@ -38,35 +42,63 @@ class ArchivedRecord:
     leader_epoch: int | None
 
 
-def open_archive(url: str, **options: Any) -> Archive:
-    """Open the archive at a store URL (a folder, ``file://``, ``s3://`` or ``gs://``) with store options.
+def open_archive(url: str, as_of: AsOf | str | None = None, **options: Any) -> Archive:
+    """Open the archive at a store URL (a folder, ``file://``, ``s3://`` or ``gs://``) with store options; with
+    ``as_of`` (an :class:`~pyrostore.index.as_of.AsOf`, or text as ``--as-of`` takes it: a time in ms or ISO 8601,
+    or a commit ``TOPIC/PARTITION@SEQ``), read-only and as it was then.
 
     Opening never creates anything: a local folder that does not exist raises BucketNotFound when first read.
-    Raises InvalidStoreURL for a bad URL or option.
+    Raises InvalidStoreURL for a bad URL or option, InvalidSetting for a bad ``as_of``.
     """
-    return Archive(open_existing_store(url, **options))
+    when = parse_as_of(as_of) if isinstance(as_of, str) else as_of
+    return Archive(open_existing_store(url, **options), as_of=when)
 
 
 class Archive:
-    """An archive in one object store: many topics, each with partitions."""
+    """An archive in one object store: many topics, each with partitions.
 
-    def __init__(self, store: ObjectStore) -> None:
-        self.store = store
+    With ``as_of``, every partition reads the commit it had then (or exactly the named commit), and a partition
+    with no commit then is absent, as a partition not archived yet is; ``store`` is then read-only (every write
+    raises ReadOnlyArchive), so no writer, nor ``gc``, can write through such an archive.
+    """
+
+    def __init__(self, store: ObjectStore, as_of: AsOf | None = None) -> None:
+        self._as_of = as_of
+        self.store: ObjectStore = store if as_of is None else ReadOnlyStore(store, as_of.describe())
         self._nodes: dict[str, tree.NodeStore] = {}
 
+    @cached_property
+    def as_of(self) -> AsOf | None:
+        """The moment read (a named commit's time filled in on first use), or None for the newest commits.
+        Raises TopicNotFound for a named commit that does not exist."""
+        return resolve(self.store, self._as_of)
+
     def topics(self) -> list[str]:
-        """Names of the archived topics, sorted."""
-        found = {info.key.split("/")[-2] for info in self.store.list(head_prefix())}
-        return sorted(found)
+        """Names of the archived topics (as of :attr:`as_of`: those with a partition archived then), sorted."""
+        found = sorted({info.key.split("/")[-2] for info in self.store.list(head_prefix())})
+        if self.as_of is None:
+            return found
+        return [topic for topic in found if self._partitions(topic)]
 
     def partitions(self, topic: str) -> list[int]:
-        """The archived partitions of ``topic``, sorted. Raises TopicNotFound."""
-        check_topic(topic)
+        """The archived partitions of ``topic`` (as of :attr:`as_of`: those with a commit then), sorted. Raises
+        TopicNotFound."""
+        found = self._partitions(check_topic(topic))
+        if not found:
+            raise TopicNotFound(f"{self.store.url} holds no archive of topic {topic!r}{self._when}")
+        return found
+
+    def _partitions(self, topic: str) -> list[int]:
         hints = self.store.list(head_prefix(topic))
         found = sorted(int(info.key.rsplit("/", 1)[-1].removesuffix(".json")) for info in hints)
-        if not found:
-            raise TopicNotFound(f"{self.store.url} holds no archive of topic {topic!r}")
-        return found
+        as_of = self.as_of
+        if as_of is None:
+            return found
+        return [p for p in found if had_commit(self.store, topic, p, as_of)]
+
+    @property
+    def _when(self) -> str:
+        return "" if self.as_of is None else f" {self.as_of.describe()}"
 
     def logged_partitions(self, topic: str | None = None) -> dict[str, list[int]]:
         """Partitions that have commits, per topic (all topics, or one), found by listing the commit logs.
@@ -82,13 +114,13 @@ class Archive:
         return {name: sorted(partitions) for name, partitions in sorted(found.items())}
 
     def partition(self, topic: str, partition: int) -> PartitionArchive:
-        """One partition at its newest commit. Raises TopicNotFound."""
+        """One partition at its newest commit (or the one :attr:`as_of` chooses). Raises TopicNotFound."""
         check_topic(topic)
         if topic not in self._nodes:
             self._nodes[topic] = tree.NodeStore(self.store, topic)
-        reader = PartitionArchive(self.store, topic, partition, self._nodes[topic])
+        reader = PartitionArchive(self.store, topic, partition, self._nodes[topic], self.as_of)
         if reader.refresh() is None:
-            raise TopicNotFound(f"{self.store.url} holds no archive of {topic}/{partition}")
+            raise TopicNotFound(f"{self.store.url} holds no archive of {topic}/{partition}{self._when}")
         return reader
 
     def close(self) -> None:
@@ -97,18 +129,25 @@ class Archive:
 
 
 class PartitionArchive:
-    """One partition's archive as of one commit (a snapshot), with lookups and reads."""
+    """One partition's archive as of one commit (a snapshot), with lookups and reads.
 
-    def __init__(self, store: ObjectStore, topic: str, partition: int, nodes: tree.NodeStore) -> None:
+    ``as_of`` (resolved, as :attr:`Archive.as_of` gives it) holds the partition at the commit it had then.
+    """
+
+    def __init__(
+        self, store: ObjectStore, topic: str, partition: int, nodes: tree.NodeStore, as_of: AsOf | None = None
+    ) -> None:
         self.store = store
         self.topic = topic
         self.partition = partition
         self.nodes = nodes
+        self.as_of = as_of
         self._commit: Commit | None = None
 
     def refresh(self) -> Commit | None:
-        """Move to the newest commit and return it (None if the partition has no archive)."""
-        self._commit = read_head(self.store, self.topic, self.partition)
+        """Move to the newest commit (as of ``as_of``: the one chosen then) and return it (None if the partition
+        has no archive, or had none then)."""
+        self._commit = commit_as_of(self.store, self.topic, self.partition, self.as_of)
         return self._commit
 
     @property

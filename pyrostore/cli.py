@@ -28,6 +28,8 @@ from rich.table import Table
 from pyrostore.archive import Archive, ArchivedRecord, open_archive
 from pyrostore.errors import CommitConflict, InvalidSetting, PyrostoreError, StoreError, TopicNotFound, UsageError
 from pyrostore.gc import collect_garbage
+from pyrostore.index.commits import iter_commits
+from pyrostore.index.history import history
 from pyrostore.index.tree import NodeStore
 from pyrostore.kafka import error_text, load_properties
 from pyrostore.layout import check_topic
@@ -67,6 +69,19 @@ class OutputFormat(StrEnum):
     JSONL = "jsonl"  # one JSON object per record, kcat -J fields
 
 
+class HistoryFormat(StrEnum):
+    """``log --format``: how commits are printed."""
+
+    TABLE = "table"
+    JSONL = "jsonl"  # one JSON object per commit
+
+
+PartitionsOption = Annotated[list[int] | None, typer.Option("-p", "--partition", min=0, help="repeatable; default all")]
+AsOfOption = Annotated[
+    str | None, typer.Option(help="read the archive as of a time (ms or ISO 8601) or a commit TOPIC/PARTITION@SEQ")
+]
+
+
 def store_options(pairs: list[str] | None, interactive: bool = True) -> dict[str, str]:
     """Store options from ``-o`` pairs; interactive commands give up on an unreachable store quickly."""
     options = parse_pairs(pairs, "--store-option")
@@ -77,8 +92,8 @@ def store_options(pairs: list[str] | None, interactive: bool = True) -> dict[str
     return options
 
 
-def _open(url: str, options: list[str] | None) -> Archive:
-    return open_archive(url, **store_options(options))
+def _open(url: str, options: list[str] | None, as_of: str | None = None) -> Archive:
+    return open_archive(url, as_of, **store_options(options))
 
 
 @app.command("ls")
@@ -148,21 +163,21 @@ def format_record(record: ArchivedRecord, fmt: OutputFormat) -> str:
 def cat(
     url: str,
     topic: str,
-    partition: Annotated[
-        list[int] | None, typer.Option("-p", "--partition", min=0, help="repeatable; default all")
-    ] = None,
+    partition: PartitionsOption = None,
     from_offset: Annotated[int | None, typer.Option(min=0, help="first offset to print")] = None,
     from_time: Annotated[str | None, typer.Option(help="ms since epoch or ISO 8601: first record at or after")] = None,
     count: Annotated[int | None, typer.Option("-n", "--count", min=0, help="stop after this many records")] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="kcat-like text, or JSON lines")] = OutputFormat.TEXT,
+    as_of: AsOfOption = None,
     store_option: StoreOptions = None,
 ) -> None:
-    """Print archived records of a topic, partition by partition, like kcat's consumer."""
+    """Print archived records of a topic, partition by partition, like kcat's consumer (--as-of: as the archive was
+    then)."""
     if from_offset is not None and from_time is not None:
         raise InvalidSetting("give --from-offset or --from-time, not both")
     since = parse_time(from_time, "--from-time") if from_time is not None else None
     check_topic(topic)
-    archive = _open(url, store_option)
+    archive = _open(url, store_option, as_of)
     remaining = count
     for p in partition or archive.partitions(topic):
         reader = archive.partition(topic, p)
@@ -177,6 +192,58 @@ def cat(
             sys.stdout.write(format_record(record, fmt) + "\n")
             if remaining is not None:
                 remaining -= 1
+
+
+@app.command("log")
+def commit_log(
+    url: str,
+    topic: str,
+    partition: PartitionsOption = None,
+    fmt: Annotated[HistoryFormat, typer.Option("--format", help="a table, or JSON lines")] = HistoryFormat.TABLE,
+    store_option: StoreOptions = None,
+) -> None:
+    """List every commit of a topic's partitions, oldest first: sequence, time, what it did, writer and epoch,
+    offsets, records and root digest. Each can be read with --as-of TOPIC/PARTITION@SEQ."""
+    check_topic(topic)
+    archive = _open(url, store_option)
+    shown: list[list[str]] = []
+    for p in partition or archive.partitions(topic):
+        rows = list(history(iter_commits(archive.store, topic, p)))
+        if not rows:
+            raise TopicNotFound(f"{archive.store.url} holds no archive of {topic}/{p}")
+        for row in rows:
+            if fmt is HistoryFormat.JSONL:
+                sys.stdout.write(json.dumps(row) + "\n")
+            else:
+                shown.append([str(row[name]) if row[name] is not None else "-" for name in _LOG_COLUMNS])
+    if fmt is HistoryFormat.TABLE:
+        out.print(_uncut_table(list(_LOG_COLUMNS.values()), shown), highlight=False)
+
+
+# pyrostore log's table: row field -> column title.
+_LOG_COLUMNS = {
+    "partition": "partition",
+    "seq": "seq",
+    "committed_at": "time",
+    "kind": "kind",
+    "writer_id": "writer",
+    "writer_epoch": "epoch",
+    "start_offset": "start",
+    "next_offset": "next offset",
+    "records": "records",
+    "root": "root",
+}
+
+
+def _uncut_table(titles: list[str], rows: list[list[str]]) -> Table:
+    """A table whose cells are never cut short, however narrow the terminal: digests and ids are copied from it."""
+    table = Table(*titles)
+    for i, column in enumerate(table.columns):
+        column.no_wrap = True
+        column.min_width = max([len(titles[i]), *(len(row[i]) for row in rows)])
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 @app.command("verify")
@@ -240,9 +307,7 @@ def sql(
     query: Annotated[str, typer.Argument(help='SQL; each topic is a view named as the topic, e.g. "orders"')],
     fmt: Annotated[ResultFormat, typer.Option("--format", help="how the result is written")] = ResultFormat.TABLE,
     output: Annotated[str | None, typer.Option(help="write the result to this file (parquet needs it)")] = None,
-    as_of: Annotated[
-        str | None, typer.Option(help="read the archive as of a time (ms or ISO 8601) or a commit TOPIC/PARTITION@SEQ")
-    ] = None,
+    as_of: AsOfOption = None,
     store_option: StoreOptions = None,
 ) -> None:
     """Query every archived topic with DuckDB: exactly the committed segments, one view per topic."""

@@ -117,6 +117,10 @@ class OffsetOutOfRange(PyrostoreError):
     """The requested offsets are held neither by the archive nor by Kafka (a hole), or lie past the end."""
 
 
+class ReadOnlyArchive(UsageError):
+    """A write was attempted through an archive opened as of a past time or commit, which only reads."""
+
+
 # --- archiving ---------------------------------------------------------------------------------------------
 
 
