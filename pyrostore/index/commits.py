@@ -59,7 +59,8 @@ class Commit:
         return self.root.segments if self.root else 0
 
     def successor(self, root: Entry | None, next_offset: int, writer_epoch: int, writer_id: str) -> Commit:
-        """The commit that follows this one with a new tree and writer."""
+        """The commit that follows this one with a new tree and writer, made now, or at this one's time if the
+        writer's clock is behind it (``committed_at`` never falls with ``seq``: readers as of a time bisect on it)."""
         return replace(
             self,
             seq=self.seq + 1,
@@ -68,7 +69,7 @@ class Commit:
             next_offset=next_offset,
             writer_epoch=writer_epoch,
             writer_id=writer_id,
-            committed_at=now(),
+            committed_at=max(now(), self.committed_at, key=datetime.fromisoformat),
         )
 
 

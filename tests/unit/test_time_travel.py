@@ -4,7 +4,8 @@ as of a past moment: partitions archived later are absent, and nothing can be wr
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -120,3 +121,12 @@ def test_nothing_can_be_written_through_an_archive_as_of_the_past(tmp_path):
         collect_garbage(past, timedelta(0))
     assert sorted(info.key for info in store.list(ROOT_PREFIX)) == before
     assert collect_garbage(Archive(store), timedelta(0)).deleted  # the same archive, not as of the past, may
+
+
+def test_a_commit_never_records_a_time_before_its_parent():
+    future = replace(commit(1, 10, 10, 1), committed_at="2999-01-01T00:00:00.000+00:00")
+    assert future.successor(None, 10, 2, "w2").committed_at == future.committed_at  # this clock is behind
+    past = commit(1, 10, 10, 1)
+    assert datetime.fromisoformat(past.successor(None, 10, 2, "w2").committed_at) > datetime.fromisoformat(
+        past.committed_at
+    )
