@@ -1,7 +1,8 @@
 """Test helpers for the operator: CRDs on the stack's API server, the operator as a process, pods run locally.
 
 The stack has no kubelet, so :func:`run_container` runs a pod's container command as a local process with
-the environment the kubelet would give it (its Secret's keys from ``envFrom``).
+the environment the kubelet would give it (its Secret's keys from ``envFrom``, its pod's name from the downward
+API with :func:`field_env`) and its ``$(VAR)`` references expanded from that environment, as the kubelet does.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -125,6 +127,28 @@ def secret_env(api: client.ApiClient, namespace: str, pod_spec: Mapping, name: s
     return env
 
 
+def field_env(pod: Mapping, name: str | None = None) -> dict[str, str]:
+    """The environment a kubelet gives a container of ``pod`` (a Pod object) from the downward API: ``env`` items
+    whose ``valueFrom.fieldRef`` is the pod's ``metadata.name`` or ``metadata.namespace``."""
+    env = {}
+    for item in pod_container(pod["spec"], name).get("env") or []:
+        path = ((item.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+        if path:
+            assert path in ("metadata.name", "metadata.namespace"), f"field_env does not know {path}"
+            env[item["name"]] = pod["metadata"][path.split(".")[1]]
+    return env
+
+
+_REFERENCE = re.compile(r"\$(?:\$|\(([^)]*)\))")
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """``text`` with its ``$(VAR)`` references replaced from ``env``, as the kubelet expands a container's command
+    (Kubernetes' ``third_party/forked/golang/expansion``): ``$$`` is a literal ``$``, and a reference to an
+    undefined variable stays as written."""
+    return _REFERENCE.sub(lambda m: "$" if m[1] is None else env.get(m[1], m[0]), text)
+
+
 def run_container(
     api: client.ApiClient,
     namespace: str,
@@ -134,10 +158,16 @@ def run_container(
     name: str | None = None,
 ) -> subprocess.Popen:
     """Start a container's command of the pod (its first by default) locally (``pyrostore`` run from this
-    checkout), as a kubelet would."""
-    command = list(pod_container(pod_spec, name)["command"])
+    checkout), as a kubelet would: ``extra_env`` stands for what the kubelet adds beyond the Secrets (the
+    downward API's :func:`field_env`, a Job's completion index)."""
+    container_env = {**secret_env(api, namespace, pod_spec, name), **(extra_env or {})}
+    written = pod_container(pod_spec, name)["command"]
+    # A kubelet would pass an undefined $(VAR) on as written; here it means the test forgot to give the variable.
+    undefined = {m[1] for arg in written for m in _REFERENCE.finditer(arg) if m[1] is not None} - container_env.keys()
+    assert not undefined, f"the command refers to variables its env does not define: {sorted(undefined)}"
+    command = [expand(arg, container_env) for arg in written]
     assert command[0] == "pyrostore", command
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **secret_env(api, namespace, pod_spec, name), **(extra_env or {})}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **container_env}
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", *command], stdout=out, stderr=subprocess.STDOUT, env=env)
 
@@ -204,6 +234,8 @@ def everything_in(api: client.ApiClient, namespace: str) -> str:
     for listing in (
         apps.list_namespaced_deployment,
         apps.list_namespaced_replica_set,
+        apps.list_namespaced_stateful_set,
+        apps.list_namespaced_controller_revision,
         batch.list_namespaced_job,
         core.list_namespaced_pod,
         core.list_namespaced_service,
@@ -264,6 +296,22 @@ def s3_storage(s3_server, prefix: str, secret: str = "s3-credentials") -> dict:
         "options": {"endpoint_url": s3_server.endpoint, "region": s3_server.region},
         "credentialsSecret": {"name": secret},
     }
+
+
+def statefulset_pod(api: client.ApiClient, namespace: str, statefulset: str, ordinal: int = 0) -> dict:
+    """The pod ``<statefulset>-<ordinal>`` as the StatefulSet controller created it (waiting for it), as a dict."""
+    core = client.CoreV1Api(api)
+
+    def created() -> dict | None:
+        try:
+            pod = core.read_namespaced_pod(f"{statefulset}-{ordinal}", namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return api.sanitize_for_serialization(pod)
+
+    return wait_until(created, 30, f"the StatefulSet controller to create {statefulset}-{ordinal}")
 
 
 def pods_of(api: client.ApiClient, namespace: str, job: str) -> list:
