@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,34 @@ def apply_crds(api: client.ApiClient, folder: Path = ROOT / "crds") -> None:
             return any(c.type == "Established" and c.status == "True" for c in conditions)
 
         wait_until(established, 30, f"CRD {name} to be established")
+    wait_for_garbage_collector(api)
+
+
+def wait_for_garbage_collector(api: client.ApiClient, namespace: str = "default") -> None:
+    """Wait until the garbage collector follows owner references to TopicArchives (tests rely on it).
+
+    kube-controller-manager's garbage collector looks for new resources every 30 s; until it found the CRD, a
+    child of a TopicArchive deleted then is collected only after a backoff of a minute or more.
+    """
+    core, objects = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    deadline = time.monotonic() + 90
+    while True:
+        name = f"gc-probe-{uuid.uuid4().hex[:8]}"
+        body = topic_archive(name, "probe.invalid:9092", "probe", {"url": "file:///probe"})
+        owner = create_custom(api, namespace, "topicarchives", body)
+        reference = {key: owner[key] for key in ("apiVersion", "kind")} | {
+            "name": name,
+            "uid": owner["metadata"]["uid"],
+        }
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": name, "ownerReferences": [reference]}})
+        objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, "topicarchives", name)
+        gone = time.monotonic() + 3
+        while time.monotonic() < gone and read_or_none(core.read_namespaced_config_map, name, namespace):
+            time.sleep(0.2)
+        if read_or_none(core.read_namespaced_config_map, name, namespace) is None:
+            return
+        read_or_none(core.delete_namespaced_config_map, name, namespace)  # None: collected meanwhile
+        assert time.monotonic() < deadline, "the garbage collector never collected a TopicArchive's child"
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -200,14 +229,21 @@ def report_pod_end(api: client.ApiClient, namespace: str, pod: Mapping, exit_cod
     client.CoreV1Api(api).patch_namespaced_pod_status(pod["metadata"]["name"], namespace, body)
 
 
-def custom(api: client.ApiClient, namespace: str, plural: str, name: str) -> dict | None:
-    """A custom resource of ``pyrostore.io`` as a dict, or None when it does not exist."""
+def read_or_none(read: Callable[..., Any], *args: str) -> Any:
+    """What ``read(*args)`` (a client's read call) returns, or None when the object does not exist."""
     try:
-        return client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        return read(*args)
     except ApiException as exc:
         if exc.status == 404:
             return None
         raise
+
+
+def custom(api: client.ApiClient, namespace: str, plural: str, name: str) -> dict | None:
+    """A custom resource of ``pyrostore.io`` as a dict, or None when it does not exist."""
+    return read_or_none(
+        client.CustomObjectsApi(api).get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+    )
 
 
 def create_custom(api: client.ApiClient, namespace: str, plural: str, body: dict) -> dict:
@@ -300,18 +336,9 @@ def s3_storage(s3_server, prefix: str, secret: str = "s3-credentials") -> dict:
 
 def statefulset_pod(api: client.ApiClient, namespace: str, statefulset: str, ordinal: int = 0) -> dict:
     """The pod ``<statefulset>-<ordinal>`` as the StatefulSet controller created it (waiting for it), as a dict."""
-    core = client.CoreV1Api(api)
-
-    def created() -> dict | None:
-        try:
-            pod = core.read_namespaced_pod(f"{statefulset}-{ordinal}", namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return api.sanitize_for_serialization(pod)
-
-    return wait_until(created, 30, f"the StatefulSet controller to create {statefulset}-{ordinal}")
+    read, name = client.CoreV1Api(api).read_namespaced_pod, f"{statefulset}-{ordinal}"
+    pod = wait_until(lambda: read_or_none(read, name, namespace), 30, f"the StatefulSet controller to create {name}")
+    return api.sanitize_for_serialization(pod)
 
 
 def pods_of(api: client.ApiClient, namespace: str, job: str) -> list:

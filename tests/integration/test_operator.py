@@ -7,7 +7,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from pyrostore.operator.manifests import ARCHIVE_LABEL, archiver_name
-from tests.operator_helpers import GROUP, VERSION, create_custom, custom, topic_archive, wait_until
+from tests.operator_helpers import GROUP, VERSION, create_custom, custom, read_or_none, topic_archive, wait_until
 
 
 def _archive(name: str, **spec) -> dict:
@@ -20,21 +20,11 @@ def _archive(name: str, **spec) -> dict:
 
 
 def _statefulset(kube, namespace: str, name: str):
-    try:
-        return client.AppsV1Api(kube.api_client()).read_namespaced_stateful_set(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
+    return read_or_none(client.AppsV1Api(kube.api_client()).read_namespaced_stateful_set, name, namespace)
 
 
 def _pod(kube, namespace: str, name: str):
-    try:
-        return client.CoreV1Api(kube.api_client()).read_namespaced_pod(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
+    return read_or_none(client.CoreV1Api(kube.api_client()).read_namespaced_pod, name, namespace)
 
 
 def test_topic_archive_owns_an_archiver_statefulset_that_follows_it(crds, operator_namespace, operator):

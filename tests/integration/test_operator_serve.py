@@ -28,6 +28,7 @@ from tests.operator_helpers import (
     custom,
     everything_in,
     field_env,
+    read_or_none,
     run_container,
     statefulset_pod,
     topic_archive,
@@ -35,15 +36,6 @@ from tests.operator_helpers import (
 )
 
 ARCHIVE_LABEL = f"{GROUP}/topic-archive"
-
-
-def _get(read, name: str, namespace: str):
-    try:
-        return read(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
 
 
 def _arg(command: list[str], flag: str) -> str:
@@ -81,10 +73,10 @@ def test_spec_serve_makes_a_deployment_and_a_service_kept_as_declared(crds, oper
     created = create_custom(api, ns, "topicarchives", body)
 
     def deployment():
-        return _get(apps.read_namespaced_deployment, "hist-serve", ns)
+        return read_or_none(apps.read_namespaced_deployment, "hist-serve", ns)
 
     def service():
-        return _get(core.read_namespaced_service, "hist-serve", ns)
+        return read_or_none(core.read_namespaced_service, "hist-serve", ns)
 
     served = wait_until(deployment, 30, "the serve Deployment")
     front = wait_until(service, 30, "the serve Service")
@@ -283,7 +275,7 @@ def test_the_serve_command_serves_the_archive_and_the_live_tail(
     assert s3.list_objects_v2(Bucket=s3_server.bucket, Prefix=segments)["KeyCount"]
     client.CustomObjectsApi(api).delete_namespaced_custom_object(GROUP, VERSION, ns, "topicarchives", "history")
     wait_until(lambda: custom(api, ns, "topicarchives", "history") is None, 60, "the TopicArchive to be deleted")
-    assert _get(apps.read_namespaced_deployment, "history-serve", ns) is None
+    assert read_or_none(apps.read_namespaced_deployment, "history-serve", ns) is None
     assert not s3.list_objects_v2(Bucket=s3_server.bucket, Prefix=segments)["KeyCount"]
 
     secret = s3_server.secret_key

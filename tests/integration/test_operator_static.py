@@ -12,7 +12,6 @@ import uuid
 
 from confluent_kafka.admin import AdminClient
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from e2e.stack.process import free_port
 from pyrostore.index.commits import read_head
@@ -33,6 +32,7 @@ from tests.operator_helpers import (
     create_custom,
     custom,
     field_env,
+    read_or_none,
     run_container,
     statefulset_pod,
     topic_archive,
@@ -154,9 +154,13 @@ def test_an_older_operators_archiver_deployment_makes_way_for_the_statefulset(cr
 
         # The new operator starts (an upgrade): the StatefulSet comes and the old Deployment and its pod go.
         operator = OperatorProcess(crds.kubeconfig, [ns], tmp_path / "operator.log")
-        wait_until(lambda: _get(apps.read_namespaced_stateful_set, "legacy-archiver", ns), 30, "the StatefulSet")
         wait_until(
-            lambda: _get(apps.read_namespaced_deployment, "legacy-archiver", ns) is None, 30, "the old Deployment to go"
+            lambda: read_or_none(apps.read_namespaced_stateful_set, "legacy-archiver", ns), 30, "the StatefulSet"
+        )
+        wait_until(
+            lambda: read_or_none(apps.read_namespaced_deployment, "legacy-archiver", ns) is None,
+            30,
+            "the old Deployment to go",
         )
 
         def only_statefulset_pods() -> bool:
@@ -165,20 +169,24 @@ def test_an_older_operators_archiver_deployment_makes_way_for_the_statefulset(cr
 
         wait_until(only_statefulset_pods, 60, "the old archiver pod to be garbage-collected")
 
-        wait_until(lambda: _get(apps.read_namespaced_stateful_set, "neighbour-archiver", ns), 30, "its StatefulSet")
+        wait_until(
+            lambda: read_or_none(apps.read_namespaced_stateful_set, "neighbour-archiver", ns), 30, "its StatefulSet"
+        )
         wait_until(
             lambda: (custom(api, ns, "topicarchives", "neighbour").get("status") or {}).get("observedGeneration"),
             30,
             "the neighbour's status",
         )
-        assert _get(apps.read_namespaced_deployment, "neighbour-archiver", ns) is not None
+        assert read_or_none(apps.read_namespaced_deployment, "neighbour-archiver", ns) is not None
 
         # Re-applied while the operator runs (an old manifest, a GitOps sync): removed again on its event.
         apps.create_namespaced_deployment(ns, _legacy_deployment(legacy, owned=True))
         wait_until(
-            lambda: _get(apps.read_namespaced_deployment, "legacy-archiver", ns) is None, 30, "the re-applied one to go"
+            lambda: read_or_none(apps.read_namespaced_deployment, "legacy-archiver", ns) is None,
+            30,
+            "the re-applied one to go",
         )
-        assert _get(apps.read_namespaced_deployment, "neighbour-archiver", ns) is not None
+        assert read_or_none(apps.read_namespaced_deployment, "neighbour-archiver", ns) is not None
         log = operator.log_text()
         assert "deleted Deployment legacy-archiver" in log and "deleted Deployment neighbour-archiver" not in log
         assert "Traceback" not in log
@@ -186,12 +194,3 @@ def test_an_older_operators_archiver_deployment_makes_way_for_the_statefulset(cr
         if operator is not None:
             operator.stop()
         core.delete_namespace(ns)
-
-
-def _get(read, name: str, namespace: str):
-    try:
-        return read(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
