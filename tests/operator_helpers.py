@@ -1,7 +1,8 @@
 """Test helpers for the operator: CRDs on the stack's API server, the operator as a process, pods run locally.
 
 The stack has no kubelet, so :func:`run_container` runs a pod's container command as a local process with
-the environment the kubelet would give it (its Secret's keys from ``envFrom``).
+the environment the kubelet would give it (its Secret's keys from ``envFrom``, its pod's name from the downward
+API with :func:`field_env`) and its ``$(VAR)`` references expanded from that environment, as the kubelet does.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,34 @@ def apply_crds(api: client.ApiClient, folder: Path = ROOT / "crds") -> None:
             return any(c.type == "Established" and c.status == "True" for c in conditions)
 
         wait_until(established, 30, f"CRD {name} to be established")
+    wait_for_garbage_collector(api)
+
+
+def wait_for_garbage_collector(api: client.ApiClient, namespace: str = "default") -> None:
+    """Wait until the garbage collector follows owner references to TopicArchives (tests rely on it).
+
+    kube-controller-manager's garbage collector looks for new resources every 30 s; until it found the CRD, a
+    child of a TopicArchive deleted then is collected only after a backoff of a minute or more.
+    """
+    core, objects = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    deadline = time.monotonic() + 90
+    while True:
+        name = f"gc-probe-{uuid.uuid4().hex[:8]}"
+        body = topic_archive(name, "probe.invalid:9092", "probe", {"url": "file:///probe"})
+        owner = create_custom(api, namespace, "topicarchives", body)
+        reference = {key: owner[key] for key in ("apiVersion", "kind")} | {
+            "name": name,
+            "uid": owner["metadata"]["uid"],
+        }
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": name, "ownerReferences": [reference]}})
+        objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, "topicarchives", name)
+        gone = time.monotonic() + 3
+        while time.monotonic() < gone and read_or_none(core.read_namespaced_config_map, name, namespace):
+            time.sleep(0.2)
+        if read_or_none(core.read_namespaced_config_map, name, namespace) is None:
+            return
+        read_or_none(core.delete_namespaced_config_map, name, namespace)  # None: collected meanwhile
+        assert time.monotonic() < deadline, "the garbage collector never collected a TopicArchive's child"
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -125,6 +156,28 @@ def secret_env(api: client.ApiClient, namespace: str, pod_spec: Mapping, name: s
     return env
 
 
+def field_env(pod: Mapping, name: str | None = None) -> dict[str, str]:
+    """The environment a kubelet gives a container of ``pod`` (a Pod object) from the downward API: ``env`` items
+    whose ``valueFrom.fieldRef`` is the pod's ``metadata.name`` or ``metadata.namespace``."""
+    env = {}
+    for item in pod_container(pod["spec"], name).get("env") or []:
+        path = ((item.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+        if path:
+            assert path in ("metadata.name", "metadata.namespace"), f"field_env does not know {path}"
+            env[item["name"]] = pod["metadata"][path.split(".")[1]]
+    return env
+
+
+_REFERENCE = re.compile(r"\$(?:\$|\(([^)]*)\))")
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """``text`` with its ``$(VAR)`` references replaced from ``env``, as the kubelet expands a container's command
+    (Kubernetes' ``third_party/forked/golang/expansion``): ``$$`` is a literal ``$``, and a reference to an
+    undefined variable stays as written."""
+    return _REFERENCE.sub(lambda m: "$" if m[1] is None else env.get(m[1], m[0]), text)
+
+
 def run_container(
     api: client.ApiClient,
     namespace: str,
@@ -134,10 +187,16 @@ def run_container(
     name: str | None = None,
 ) -> subprocess.Popen:
     """Start a container's command of the pod (its first by default) locally (``pyrostore`` run from this
-    checkout), as a kubelet would."""
-    command = list(pod_container(pod_spec, name)["command"])
+    checkout), as a kubelet would: ``extra_env`` stands for what the kubelet adds beyond the Secrets (the
+    downward API's :func:`field_env`, a Job's completion index)."""
+    container_env = {**secret_env(api, namespace, pod_spec, name), **(extra_env or {})}
+    written = pod_container(pod_spec, name)["command"]
+    # A kubelet would pass an undefined $(VAR) on as written; here it means the test forgot to give the variable.
+    undefined = {m[1] for arg in written for m in _REFERENCE.finditer(arg) if m[1] is not None} - container_env.keys()
+    assert not undefined, f"the command refers to variables its env does not define: {sorted(undefined)}"
+    command = [expand(arg, container_env) for arg in written]
     assert command[0] == "pyrostore", command
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **secret_env(api, namespace, pod_spec, name), **(extra_env or {})}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **container_env}
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", *command], stdout=out, stderr=subprocess.STDOUT, env=env)
 
@@ -170,14 +229,21 @@ def report_pod_end(api: client.ApiClient, namespace: str, pod: Mapping, exit_cod
     client.CoreV1Api(api).patch_namespaced_pod_status(pod["metadata"]["name"], namespace, body)
 
 
-def custom(api: client.ApiClient, namespace: str, plural: str, name: str) -> dict | None:
-    """A custom resource of ``pyrostore.io`` as a dict, or None when it does not exist."""
+def read_or_none(read: Callable[..., Any], *args: str) -> Any:
+    """What ``read(*args)`` (a client's read call) returns, or None when the object does not exist."""
     try:
-        return client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        return read(*args)
     except ApiException as exc:
         if exc.status == 404:
             return None
         raise
+
+
+def custom(api: client.ApiClient, namespace: str, plural: str, name: str) -> dict | None:
+    """A custom resource of ``pyrostore.io`` as a dict, or None when it does not exist."""
+    return read_or_none(
+        client.CustomObjectsApi(api).get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+    )
 
 
 def create_custom(api: client.ApiClient, namespace: str, plural: str, body: dict) -> dict:
@@ -204,6 +270,8 @@ def everything_in(api: client.ApiClient, namespace: str) -> str:
     for listing in (
         apps.list_namespaced_deployment,
         apps.list_namespaced_replica_set,
+        apps.list_namespaced_stateful_set,
+        apps.list_namespaced_controller_revision,
         batch.list_namespaced_job,
         core.list_namespaced_pod,
         core.list_namespaced_service,
@@ -264,6 +332,13 @@ def s3_storage(s3_server, prefix: str, secret: str = "s3-credentials") -> dict:
         "options": {"endpoint_url": s3_server.endpoint, "region": s3_server.region},
         "credentialsSecret": {"name": secret},
     }
+
+
+def statefulset_pod(api: client.ApiClient, namespace: str, statefulset: str, ordinal: int = 0) -> dict:
+    """The pod ``<statefulset>-<ordinal>`` as the StatefulSet controller created it (waiting for it), as a dict."""
+    read, name = client.CoreV1Api(api).read_namespaced_pod, f"{statefulset}-{ordinal}"
+    pod = wait_until(lambda: read_or_none(read, name, namespace), 30, f"the StatefulSet controller to create {name}")
+    return api.sanitize_for_serialization(pod)
 
 
 def pods_of(api: client.ApiClient, namespace: str, job: str) -> list:

@@ -1,9 +1,9 @@
 """The kopf handlers: thin and idempotent, each builds the desired state and applies it.
 
-TopicArchive: create, update and resume apply the archiver Deployment (server-side apply), with ``spec.serve`` the
-serve Deployment and its Service, with ``spec.iceberg`` the sync Deployment (each removed again without its
-field), and refresh the status; a timer refreshes status and corrects drift; Deployment and Service events restore
-a deleted or edited one.
+TopicArchive: create, update and resume apply the archiver StatefulSet (server-side apply; an older operator's
+archiver Deployment is removed), with ``spec.serve`` the serve Deployment and its Service, with ``spec.iceberg`` the
+sync Deployment (each removed again without its field), and refresh the status; a timer refreshes status and
+corrects drift; StatefulSet, Deployment and Service events restore a deleted or edited one.
 ReplayJob: the Job is created once (in serve mode, once its TopicArchive exists); a timer follows the Job and
 the replay's progress until it ends.
 Children carry controller owner references, so the garbage collector removes them with their owner.
@@ -60,6 +60,12 @@ def _calls(kind: str) -> tuple[Any, Any, Any]:
         core = client.CoreV1Api(api())
         return core.read_namespaced_service, core.patch_namespaced_service, core.delete_namespaced_service
     apps = client.AppsV1Api(api())
+    if kind == "StatefulSet":
+        return (
+            apps.read_namespaced_stateful_set,
+            apps.patch_namespaced_stateful_set,
+            apps.delete_namespaced_stateful_set,
+        )
     return apps.read_namespaced_deployment, apps.patch_namespaced_deployment, apps.delete_namespaced_deployment
 
 
@@ -110,9 +116,11 @@ def _ensure(desired: Mapping, logger: Logger) -> Any:
     return actual
 
 
-def ensure_deployment(body: Mapping, logger: Logger) -> None:
-    """Create or restore the archiver Deployment when it is missing or differs from the TopicArchive."""
-    _ensure(manifests.archiver_deployment(body, SETTINGS), logger)
+def ensure_archiver(body: Mapping, logger: Logger) -> None:
+    """Create or restore the archiver StatefulSet when it is missing or differs from the TopicArchive, then remove
+    the archiver Deployment an older operator made for it (so the two never share the group for long)."""
+    _ensure(manifests.archiver_statefulset(body, SETTINGS), logger)
+    _remove_owned("Deployment", manifests.legacy_deployment_name(body["metadata"]["name"]), body, logger)
 
 
 def _remove_owned(kind: str, name: str, owner: Mapping, logger: Logger) -> None:
@@ -181,7 +189,7 @@ def refresh_archive_status(
         patch,
         body,
         conditions.archive_conditions(bool(spec.get("suspend")), seen),
-        deployment=manifests.deployment_name(body["metadata"]["name"]),
+        statefulSet=manifests.archiver_name(body["metadata"]["name"]),
         partitions=[p.as_status() for p in seen.partitions],
         lag=sum(p.lag for p in seen.partitions),
         archivedRecords=sum(p.records for p in seen.partitions),
@@ -194,25 +202,25 @@ def refresh_archive_status(
 @kopf.on.create(GROUP, VERSION, "topicarchives")
 @kopf.on.update(GROUP, VERSION, "topicarchives", field="spec")
 def reconcile_archive(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    """Apply the archiver Deployment (and the endpoint's children) for this generation, then refresh the status."""
-    ensure_deployment(body, logger)
+    """Apply the archiver StatefulSet (and the endpoint's children) for this generation, then refresh the status."""
+    ensure_archiver(body, logger)
     refresh_archive_status(body, patch, ensure_serve(body, logger), ensure_iceberg(body, logger))
 
 
 @kopf.timer(GROUP, VERSION, "topicarchives", interval=SETTINGS.status_interval, initial_delay=SETTINGS.status_interval)
 def refresh_archive(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     """Periodically: correct drift of the children and refresh the status."""
-    ensure_deployment(body, logger)
+    ensure_archiver(body, logger)
     refresh_archive_status(body, patch, ensure_serve(body, logger), ensure_iceberg(body, logger))
 
 
-_ARCHIVER_APP = "pyrostore-archiver"  # app.kubernetes.io/name of the archiver Deployment
+_ARCHIVER_APP = "pyrostore-archiver"  # app.kubernetes.io/name of the archiver StatefulSet (and legacy Deployment)
 
 
 def _restore(kind: str, event: Mapping, body: kopf.Body, logger: Logger) -> None:
     """A managed child was deleted or edited: restore it from its TopicArchive with the builder its
     ``app.kubernetes.io/name`` names (unless the TopicArchive is going), or remove a serve or sync child whose
-    field the spec no longer has."""
+    field the spec no longer has, or an archiver Deployment of an older operator."""
     meta = body["metadata"]
     app = meta["labels"].get("app.kubernetes.io/name")
     if app not in (_ARCHIVER_APP, endpoint.SERVE_APP, iceberg.ICEBERG_APP):
@@ -220,8 +228,12 @@ def _restore(kind: str, event: Mapping, body: kopf.Body, logger: Logger) -> None
     archive = read_topic_archive(meta["namespace"], meta["labels"][manifests.ARCHIVE_LABEL])
     if archive is None or archive["metadata"].get("deletionTimestamp"):
         return
+    if app == _ARCHIVER_APP and kind == "Deployment":
+        if event.get("type") != "DELETED":
+            _remove_owned(kind, meta["name"], archive, logger)
+        return
     if app == _ARCHIVER_APP:
-        desired = manifests.archiver_deployment(archive, SETTINGS)
+        desired = manifests.archiver_statefulset(archive, SETTINGS)
     elif app == iceberg.ICEBERG_APP:
         if not iceberg.syncing(archive):
             if event.get("type") != "DELETED":
@@ -246,9 +258,16 @@ _MANAGED: dict[str, Any] = {  # the children of TopicArchives
 }
 
 
+@kopf.on.event("apps", "v1", "statefulsets", labels=_MANAGED)
+def restore_statefulset(event: Mapping, body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    """A TopicArchive's archiver StatefulSet was deleted or edited: restore it."""
+    _restore("StatefulSet", event, body, logger)
+
+
 @kopf.on.event("apps", "v1", "deployments", labels=_MANAGED)
 def restore_deployment(event: Mapping, body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-    """A TopicArchive's Deployment (archiver, serve or sync) was deleted or edited: restore it from its own builder."""
+    """A TopicArchive's Deployment (serve or sync) was deleted or edited: restore it from its own builder; an
+    archiver Deployment of an older operator is removed."""
     _restore("Deployment", event, body, logger)
 
 
@@ -267,15 +286,17 @@ def delete_archive(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     """``deletionPolicy: Delete``: stop the archiver, the endpoint and the sync, then remove the topic's objects
     under the archive's prefix."""
     namespace, archive_name = body["metadata"]["namespace"], body["metadata"]["name"]
-    apps, core = client.AppsV1Api(api()), client.CoreV1Api(api())
+    core = client.CoreV1Api(api())
     children = (
-        manifests.deployment_name(archive_name),
-        endpoint.serve_name(archive_name),
-        iceberg.sync_name(archive_name),
+        ("StatefulSet", manifests.archiver_name(archive_name)),
+        ("Deployment", endpoint.serve_name(archive_name)),
+        ("Deployment", iceberg.sync_name(archive_name)),
     )
-    for name in children:
-        if _read(apps.read_namespaced_deployment, name, namespace) is not None:
-            apps.delete_namespaced_deployment(name, namespace, propagation_policy="Foreground")
+    for kind, name in children:
+        read, _, delete = _calls(kind)
+        if _read(read, name, namespace) is not None:
+            delete(name, namespace, propagation_policy="Foreground")
+    _remove_owned("Deployment", manifests.legacy_deployment_name(archive_name), body, logger)
     selector = f"{manifests.ARCHIVE_LABEL}={archive_name}"  # archiver, serve and sync pods alike
     if core.list_namespaced_pod(namespace, label_selector=selector).items:
         raise kopf.TemporaryError("waiting for the archive's pods to stop before deleting the archive", delay=5)

@@ -1,4 +1,4 @@
-"""Pure builders of the workloads the operator makes: the archiver Deployment and the replay Job (or, in serve
+"""Pure builders of the workloads the operator makes: the archiver StatefulSet and the replay Job (or, in serve
 mode, the Job around a consumer's pod).
 
 Every function takes the custom resource's body (a mapping, as kopf and the API give it) and the operator's
@@ -7,6 +7,8 @@ settings, and returns a plain manifest; nothing here talks to a server, so unit 
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,12 +19,30 @@ STORAGE_SECRET_DIR = "/var/run/secrets/pyrostore/storage"
 KAFKA_PROPERTIES_DIR = "/etc/pyrostore/kafka"
 ARCHIVE_LABEL = f"{GROUP}/topic-archive"
 REPLAY_LABEL = f"{GROUP}/replay-job"
+POD_NAME = "POD_NAME"  # the archiver container's variable holding its pod's name (the downward API)
 
 Manifest = dict[str, Any]
 
 
-def deployment_name(archive_name: str) -> str:
-    """The archiver Deployment's name for a TopicArchive."""
+# The StatefulSet controller labels each pod with ``<set name>-<revision hash>`` (a hash of up to 10 characters), a
+# label value of at most 63 characters, and pod names are ``<set name>-<ordinal>`` DNS labels.
+_MAX_SET_NAME = 63 - 11
+
+
+def archiver_name(archive_name: str) -> str:
+    """The archiver StatefulSet's name for a TopicArchive: ``<name>-archiver``, or, when that is too long for the
+    StatefulSet controller's labels or not a DNS label (a dotted name), a prefix of the name and a hash of all of it.
+    """
+    name = f"{archive_name}-archiver"
+    if len(name) <= _MAX_SET_NAME and "." not in name:
+        return name
+    digest = hashlib.sha256(archive_name.encode()).hexdigest()[:8]
+    prefix = re.sub(r"[^a-z0-9-]", "-", archive_name)[: _MAX_SET_NAME - len("--archiver") - len(digest)].rstrip("-")
+    return f"{prefix}-{digest}-archiver"
+
+
+def legacy_deployment_name(archive_name: str) -> str:
+    """The archiver Deployment's name that operators before static membership made (removed on sight)."""
     return f"{archive_name}-archiver"
 
 
@@ -112,6 +132,8 @@ def archiver_command(body: Mapping) -> list[str]:
     kafka, storage, segment = spec["kafka"], spec["storage"], spec.get("segment", {})
     command = ["pyrostore", "archive", "--bootstrap-servers", kafka["bootstrapServers"], "--topic", kafka["topic"]]
     command += ["--store", storage["url"], "--group", consumer_group(body)]
+    # Static membership (KIP-345) under the pod's stable name: the kubelet expands $(POD_NAME) from the env.
+    command += ["--instance-id", f"$({POD_NAME})"]
     command += ["--segment-bytes", segment.get("bytes", "64MiB"), "--segment-age", segment.get("age", "60s")]
     command += ["--metrics-port", str(spec.get("metricsPort", 9108)), "--log-format", "json"]
     if spec.get("acceptLoss"):
@@ -183,18 +205,28 @@ def serve_container(
     return container, volumes
 
 
-def archiver_deployment(body: Mapping, settings: OperatorSettings) -> Manifest:
-    """The archiver Deployment of a TopicArchive (``suspend: true`` makes zero replicas)."""
+def archiver_statefulset(body: Mapping, settings: OperatorSettings) -> Manifest:
+    """The archiver StatefulSet of a TopicArchive (``suspend: true`` makes zero replicas).
+
+    A StatefulSet so that each replica keeps its pod name, its static group member id, across pod replacements:
+    a replacement rejoins as the same member and gets its partitions back at once. Replicas are peers (parallel
+    starts); no governing Service (the archivers serve nothing but metrics).
+    """
     spec, meta = body["spec"], body["metadata"]
     labels = component_labels("archiver", meta["name"], ARCHIVE_LABEL)
     env_from, volumes, mounts, _ = pod_wiring(spec["storage"], spec["kafka"])
     container = workload_container("archiver", archiver_command(body), settings, spec, env_from, mounts)
+    container["env"] = [
+        {"name": POD_NAME, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}}
+    ]
     container["ports"] = [{"name": "metrics", "containerPort": spec.get("metricsPort", 9108), "protocol": "TCP"}]
     pod_annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(spec.get("metricsPort", 9108))}
-    return owned("apps/v1", "Deployment", deployment_name(meta["name"]), body, labels) | {
+    return owned("apps/v1", "StatefulSet", archiver_name(meta["name"]), body, labels) | {
         "spec": {
             "replicas": 0 if spec.get("suspend") else spec.get("replicas", 1),
             "selector": {"matchLabels": selector_labels(labels)},
+            "podManagementPolicy": "Parallel",
+            "updateStrategy": {"type": "RollingUpdate"},
             "template": {
                 "metadata": {"labels": labels, "annotations": pod_annotations},
                 # The archiver commits open segments within --shutdown-grace (25 s) of SIGTERM.

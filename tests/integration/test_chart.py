@@ -247,7 +247,8 @@ def test_operator_works_with_the_chart_service_account_token(crds, kafka, s3_ser
         operator.stop()
         _delete_cluster_scoped(api, docs)
     log = operator.log_text()
-    assert "created Deployment" in log and "created Service" in log and "deleted Service" in log
+    assert "created StatefulSet" in log and "created Deployment" in log and "created Service" in log
+    assert "deleted Service" in log
     problems = [line for line in log.splitlines() if any(word in line.lower() for word in PERMISSION_WORDS)]
     assert problems == [], "\n".join(problems[:5])
 
@@ -274,7 +275,7 @@ def _exercise_operator(api: client.ApiClient, namespace: str, kafka, s3_server, 
     replay = replay_job("chart", topic, storage, kafka.bootstrap, f"{topic}-copy")
     create_custom(api, namespace, "replayjobs", replay)
     apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
-    wait_until(lambda: apps.list_namespaced_deployment(namespace).items, 30, "the archiver Deployment")
+    wait_until(lambda: apps.list_namespaced_stateful_set(namespace).items, 30, "the archiver StatefulSet")
     wait_until(lambda: batch.list_namespaced_job(namespace).items, 30, "the replay Job")
     wait_until(
         lambda: custom(api, namespace, "topicarchives", "chart").get("status", {}).get("conditions"),
@@ -290,7 +291,7 @@ def _exercise_operator(api: client.ApiClient, namespace: str, kafka, s3_server, 
         GROUP, VERSION, namespace, "topicarchives", "chart", {"spec": {"serve": None}}
     )
     wait_until(lambda: not core.list_namespaced_service(namespace).items, 30, "the serve Service removed")
-    wait_until(lambda: len(apps.list_namespaced_deployment(namespace).items) == 1, 30, "the serve Deployment removed")
+    wait_until(lambda: not apps.list_namespaced_deployment(namespace).items, 30, "the serve Deployment removed")
     client.CustomObjectsApi(api).delete_namespaced_custom_object(GROUP, VERSION, namespace, "topicarchives", "chart")
     wait_until(lambda: custom(api, namespace, "topicarchives", "chart") is None, 60, "the TopicArchive's deletion")
 

@@ -174,7 +174,7 @@ def test_topic_archive_health_follows_the_operator(crds, operator_namespace, ope
     archives.wait("done", "suspended", _ready("Suspended"))
     archives.patch("done", {"spec": {"suspend": False}})
     archives.wait("done", "archiving again", _ready("Archiving"))
-    # Kafka deletes records the archive never got (the archiver Deployment has no pod to run here).
+    # Kafka deletes records the archive never got (the archiver StatefulSet's pod is not run here).
     produce_numbered(kafka.bootstrap, topic, 10, start=50)
     delete_head(kafka.bootstrap, topic, {0: 60})
     archives.wait("done", "HistoryLost", _ready("HistoryLost"))

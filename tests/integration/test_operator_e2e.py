@@ -23,11 +23,13 @@ from tests.operator_helpers import (
     create_custom,
     custom,
     everything_in,
+    field_env,
     pods_of,
     replay_job,
     report_exit,
     run_container,
     s3_storage,
+    statefulset_pod,
     topic_archive,
     topic_near_retention,
     wait_until,
@@ -53,7 +55,7 @@ def _assert_no_credential(api, namespace: str, secret_value: str, *logs: str) ->
         assert secret_value not in text, "a credential appears in a log"
 
 
-def test_archiver_deployment_archives_and_status_reports_it(
+def test_archiver_statefulset_archives_and_status_reports_it(
     crds, operator_namespace, operator, kafka, s3_server, s3_secret, new_topic, tmp_path
 ):
     api, ns = crds.api_client(), operator_namespace
@@ -76,9 +78,8 @@ def test_archiver_deployment_archives_and_status_reports_it(
     assert _condition(starting, "Reconciling")["reason"] == "Starting"
     assert kstatus(starting) == "InProgress"
 
-    deployment = client.AppsV1Api(api).read_namespaced_deployment("e2e-archiver", ns)
-    pod_spec = api.sanitize_for_serialization(deployment.spec.template.spec)
-    archiver = run_container(api, ns, pod_spec, tmp_path / "archiver.log")
+    pod = statefulset_pod(api, ns, "e2e-archiver")
+    archiver = run_container(api, ns, pod["spec"], tmp_path / "archiver.log", field_env(pod))
     try:
 
         def archived():
@@ -147,11 +148,11 @@ def test_replay_job_runs_an_indexed_job_to_success(
     archive_spec = topic_archive("replay-source", kafka.bootstrap, source, storage, segment={"age": "1s"})
     archive_spec["metadata"] |= {"namespace": ns, "uid": "0"}
     archive_spec["spec"]["metricsPort"] = free_port()
-    from pyrostore.operator.manifests import archiver_deployment
+    from pyrostore.operator.manifests import archiver_statefulset
     from pyrostore.operator.settings import OperatorSettings
 
-    pod_spec = archiver_deployment(archive_spec, OperatorSettings())["spec"]["template"]["spec"]
-    archiver = run_container(api, ns, pod_spec, tmp_path / "archiver.log")
+    pod_spec = archiver_statefulset(archive_spec, OperatorSettings())["spec"]["template"]["spec"]
+    archiver = run_container(api, ns, pod_spec, tmp_path / "archiver.log", {"POD_NAME": "replay-source-archiver-0"})
     try:
         s3 = stack_s3.client(s3_server)
 

@@ -22,8 +22,10 @@ from tests.operator_helpers import (
     create_credentials_secret,
     create_custom,
     custom,
+    field_env,
     run_container,
     s3_storage,
+    statefulset_pod,
     topic_archive,
     wait_until,
 )
@@ -78,7 +80,8 @@ def test_the_operator_keeps_the_table_in_sync_and_reports_the_last_synced_commit
     assert sync_pod["containers"][0]["command"][:3] == ["pyrostore", "iceberg", "sync"]
     catalog_dir = tmp_path / "catalog"
     _mounted_secret(api, ns, sync_pod, "iceberg-catalog", catalog_dir)
-    archiver = run_container(api, ns, _pod(api, ns, "lake-archiver"), tmp_path / "archiver.log")
+    archiver_pod = statefulset_pod(api, ns, "lake-archiver")
+    archiver = run_container(api, ns, archiver_pod["spec"], tmp_path / "archiver.log", field_env(archiver_pod))
     sync = run_container(api, ns, sync_pod, tmp_path / "sync.log", {"PYICEBERG_HOME": str(catalog_dir)})
     store = open_store(storage["url"], **storage["options"], **_s3_keys(s3_server))
     try:

@@ -27,21 +27,15 @@ from tests.operator_helpers import (
     create_custom,
     custom,
     everything_in,
+    field_env,
+    read_or_none,
     run_container,
+    statefulset_pod,
     topic_archive,
     wait_until,
 )
 
 ARCHIVE_LABEL = f"{GROUP}/topic-archive"
-
-
-def _get(read, name: str, namespace: str):
-    try:
-        return read(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
 
 
 def _arg(command: list[str], flag: str) -> str:
@@ -79,10 +73,10 @@ def test_spec_serve_makes_a_deployment_and_a_service_kept_as_declared(crds, oper
     created = create_custom(api, ns, "topicarchives", body)
 
     def deployment():
-        return _get(apps.read_namespaced_deployment, "hist-serve", ns)
+        return read_or_none(apps.read_namespaced_deployment, "hist-serve", ns)
 
     def service():
-        return _get(core.read_namespaced_service, "hist-serve", ns)
+        return read_or_none(core.read_namespaced_service, "hist-serve", ns)
 
     served = wait_until(deployment, 30, "the serve Deployment")
     front = wait_until(service, 30, "the serve Service")
@@ -156,14 +150,14 @@ def test_spec_serve_makes_a_deployment_and_a_service_kept_as_declared(crds, oper
 
     # Suspending the archive stops archiving, not serving (serving only reads).
     _patch_archive(api, ns, "hist", {"suspend": True})
-    wait_until(lambda: apps.read_namespaced_deployment("hist-archiver", ns).spec.replicas == 0, 30, "no archiver")
+    wait_until(lambda: apps.read_namespaced_stateful_set("hist-archiver", ns).spec.replicas == 0, 30, "no archiver")
     assert deployment().spec.replicas == 1
 
     # Removing spec.serve removes the Deployment, the Service and status.serve; the archiver stays.
     _patch_archive(api, ns, "hist", {"serve": None})
     wait_until(lambda: deployment() is None and service() is None, 30, "the serve children to go")
     wait_until(lambda: "serve" not in custom(api, ns, "topicarchives", "hist")["status"], 30, "status.serve to go")
-    assert apps.read_namespaced_deployment("hist-archiver", ns)
+    assert apps.read_namespaced_stateful_set("hist-archiver", ns)
     assert _printed_endpoint(api, ns, "hist") is None
     client.CustomObjectsApi(api).delete_namespaced_custom_object(GROUP, VERSION, ns, "topicarchives", "hist")
     assert "Traceback" not in operator.log_text()
@@ -209,10 +203,8 @@ def test_the_serve_command_serves_the_archive_and_the_live_tail(
     create_custom(api, ns, "topicarchives", body)
 
     apps = client.AppsV1Api(api)
-    archiver_pod = wait_until(
-        lambda: _get(apps.read_namespaced_deployment, "history-archiver", ns), 30, "the archiver Deployment"
-    ).spec.template.spec
-    archiver = run_container(api, ns, api.sanitize_for_serialization(archiver_pod), tmp_path / "archiver.log")
+    pod = statefulset_pod(api, ns, "history-archiver")
+    archiver = run_container(api, ns, pod["spec"], tmp_path / "archiver.log", field_env(pod))
     try:
 
         def archived():
@@ -283,7 +275,7 @@ def test_the_serve_command_serves_the_archive_and_the_live_tail(
     assert s3.list_objects_v2(Bucket=s3_server.bucket, Prefix=segments)["KeyCount"]
     client.CustomObjectsApi(api).delete_namespaced_custom_object(GROUP, VERSION, ns, "topicarchives", "history")
     wait_until(lambda: custom(api, ns, "topicarchives", "history") is None, 60, "the TopicArchive to be deleted")
-    assert _get(apps.read_namespaced_deployment, "history-serve", ns) is None
+    assert read_or_none(apps.read_namespaced_deployment, "history-serve", ns) is None
     assert not s3.list_objects_v2(Bucket=s3_server.bucket, Prefix=segments)["KeyCount"]
 
     secret = s3_server.secret_key

@@ -12,7 +12,7 @@ from pyrostore.operator.endpoint import (
     serve_status,
     serving,
 )
-from pyrostore.operator.manifests import archiver_deployment, drifted
+from pyrostore.operator.manifests import archiver_statefulset, drifted
 from pyrostore.operator.settings import OperatorSettings
 
 SETTINGS = OperatorSettings(image="img:1", image_pull_policy="Always", service_account="archiver")
@@ -84,7 +84,7 @@ def test_serve_deployment_runs_serve_on_every_interface_advertising_the_service(
 def test_serve_keeps_running_while_archiving_is_suspended():
     body = _archive({"replicas": 2}, suspend=True)
     assert serve_deployment(body, SETTINGS)["spec"]["replicas"] == 2
-    assert archiver_deployment(body, SETTINGS)["spec"]["replicas"] == 0
+    assert archiver_statefulset(body, SETTINGS)["spec"]["replicas"] == 0
 
 
 def test_service_selects_serve_pods_only_and_keeps_each_client_on_one_replica():
@@ -98,12 +98,12 @@ def test_service_selects_serve_pods_only_and_keeps_each_client_on_one_replica():
     assert spec["ports"] == [port]
     assert spec["sessionAffinity"] == "ClientIP"
     serve_pods = serve_deployment(body, SETTINGS)["spec"]["template"]["metadata"]["labels"]
-    archiver_pods = archiver_deployment(body, SETTINGS)["spec"]["template"]["metadata"]["labels"]
+    archiver_pods = archiver_statefulset(body, SETTINGS)["spec"]["template"]["metadata"]["labels"]
     assert spec["selector"] == serve_selector(body)
     assert spec["selector"].items() <= serve_pods.items()
     assert not spec["selector"].items() <= archiver_pods.items()
     # The archiver's own selector does not pick the serve pods either.
-    archiver_selector = archiver_deployment(body, SETTINGS)["spec"]["selector"]["matchLabels"]
+    archiver_selector = archiver_statefulset(body, SETTINGS)["spec"]["selector"]["matchLabels"]
     assert not archiver_selector.items() <= serve_pods.items()
 
 

@@ -14,7 +14,7 @@ from pyrostore.operator.iceberg import (
     sync_deployment,
     syncing,
 )
-from pyrostore.operator.manifests import archiver_deployment, selector_labels
+from pyrostore.operator.manifests import archiver_statefulset, selector_labels
 from pyrostore.operator.settings import OperatorSettings
 
 SETTINGS = OperatorSettings(image="img:1", image_pull_policy="Always", service_account="archiver")
@@ -92,7 +92,7 @@ def test_a_catalog_uri_needs_no_secret_and_defaults_apply():
 def test_sync_pods_are_selected_apart_from_the_archiver_pods():
     body = _archive({"table": "kafka.orders", "catalogUri": "http://rest:8181"})
     sync = sync_deployment(body, SETTINGS)["spec"]["selector"]["matchLabels"]
-    archiver = archiver_deployment(body, SETTINGS)["spec"]["selector"]["matchLabels"]
+    archiver = archiver_statefulset(body, SETTINGS)["spec"]["selector"]["matchLabels"]
     assert sync != archiver
     assert sync == selector_labels(sync_deployment(body, SETTINGS)["spec"]["template"]["metadata"]["labels"])
 

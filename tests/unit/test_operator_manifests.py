@@ -1,7 +1,8 @@
-"""The archiver Deployment and replay Job built from custom resources (pure functions)."""
+"""The archiver StatefulSet and replay Job built from custom resources (pure functions)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ import yaml
 
 from pyrostore.operator.manifests import (
     archiver_command,
-    archiver_deployment,
+    archiver_name,
+    archiver_statefulset,
     drifted,
     replay_command,
     replay_job,
@@ -17,6 +19,7 @@ from pyrostore.operator.manifests import (
 )
 from pyrostore.operator.settings import OperatorSettings
 from pyrostore.settings import parse_time
+from tests.operator_helpers import expand
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = OperatorSettings(image="img:1", image_pull_policy="Always", service_account="archiver")
@@ -69,10 +72,10 @@ def test_archiver_command_carries_every_setting_but_no_secret():
         assert expected in text
 
 
-def test_archiver_deployment_is_owned_labelled_and_takes_credentials_from_the_secret():
-    deployment = archiver_deployment(_archive(replicas=3, resources={"limits": {"memory": "1Gi"}}), SETTINGS)
-    assert deployment["metadata"]["name"] == "orders-archiver"
-    assert deployment["metadata"]["ownerReferences"] == [
+def test_archiver_statefulset_is_owned_labelled_and_takes_credentials_from_the_secret():
+    statefulset = archiver_statefulset(_archive(replicas=3, resources={"limits": {"memory": "1Gi"}}), SETTINGS)
+    assert (statefulset["kind"], statefulset["metadata"]["name"]) == ("StatefulSet", "orders-archiver")
+    assert statefulset["metadata"]["ownerReferences"] == [
         {
             "apiVersion": "pyrostore.io/v1alpha1",
             "kind": "TopicArchive",
@@ -82,8 +85,11 @@ def test_archiver_deployment_is_owned_labelled_and_takes_credentials_from_the_se
             "blockOwnerDeletion": True,
         }
     ]
-    spec = deployment["spec"]
+    spec = statefulset["spec"]
     assert spec["replicas"] == 3
+    # Replicas are peers: they start and stop together; updates replace one pod at a time under its own name.
+    assert (spec["podManagementPolicy"], spec["updateStrategy"]) == ("Parallel", {"type": "RollingUpdate"})
+    assert "serviceName" not in spec  # nobody resolves archivers by DNS; Kubernetes 1.34 checks it only when set
     assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
     pod = spec["template"]["spec"]
     container = pod["containers"][0]
@@ -117,17 +123,62 @@ def test_serve_container_serves_the_archive_and_its_live_topic_with_secret_refer
     assert advertised["command"][advertised["command"].index("--advertise") + 1] == "svc.ns.svc:9092"
 
 
+def test_each_archiver_pod_is_a_static_group_member_named_after_itself():
+    container = archiver_statefulset(_archive(), SETTINGS)["spec"]["template"]["spec"]["containers"][0]
+    command = container["command"]
+    # The kubelet expands $(POD_NAME) from the container's env: the pod's stable name, <set>-0, <set>-1, ...
+    assert command[command.index("--instance-id") + 1] == "$(POD_NAME)"
+    assert container["env"] == [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}}
+    ]
+    expanded = [expand(arg, {"POD_NAME": "orders-archiver-1"}) for arg in command]
+    assert expanded[expanded.index("--instance-id") + 1] == "orders-archiver-1"
+    # terminationGracePeriodSeconds covers the archiver's 25 s --shutdown-grace.
+    assert archiver_statefulset(_archive(), SETTINGS)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 40
+
+
+@pytest.mark.parametrize(
+    ("written", "expanded"),
+    [
+        ("$(A)", "1"),
+        ("x$(A)y$(B)", "x1y$(B)"),  # an undefined reference stays as written
+        ("$$(A)", "$(A)"),  # $$ escapes
+        ("$$$(A)", "$1"),
+        ("$(A", "$(A"),
+        ("a$b$", "a$b$"),
+        ("$()", "$()"),
+    ],
+)
+def test_the_test_kubelet_expands_references_as_kubernetes_does(written, expanded):
+    assert expand(written, {"A": "1"}) == expanded
+
+
+@pytest.mark.parametrize(
+    "archive",
+    ["orders", "a" * 43, "a" * 44, "b" * 63, "orders.eu-west-1", "x" * 33 + "-" + "y" * 20],
+)
+def test_archiver_name_fits_the_statefulset_controllers_labels(archive):
+    name = archiver_name(archive)
+    # The controller labels pods with <name>-<revision hash of up to 10 characters>: at most 63 characters.
+    assert len(name) + 11 <= 63 and name.endswith("-archiver")
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name), name  # a DNS label
+    if len(archive) <= 43 and "." not in archive:
+        assert name == f"{archive}-archiver"
+    else:
+        assert name != archiver_name(archive + "z") and name.startswith(archive[:20].replace(".", "-"))
+
+
 def test_suspend_scales_to_zero():
-    assert archiver_deployment(_archive(replicas=3, suspend=True), SETTINGS)["spec"]["replicas"] == 0
+    assert archiver_statefulset(_archive(replicas=3, suspend=True), SETTINGS)["spec"]["replicas"] == 0
 
 
 def test_kafka_properties_secret_is_mounted_and_passed_as_a_file():
     body = _archive()
     body["spec"]["kafka"]["propertiesSecret"] = {"name": "sasl", "key": "props"}
-    deployment = archiver_deployment(body, SETTINGS)
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    statefulset = archiver_statefulset(body, SETTINGS)
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
     assert container["command"][-2:] == ["--kafka-properties", "/etc/pyrostore/kafka/client.properties"]
-    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "kafka-properties")
+    volume = next(v for v in statefulset["spec"]["template"]["spec"]["volumes"] if v["name"] == "kafka-properties")
     assert volume["secret"] == {"secretName": "sasl", "items": [{"key": "props", "path": "client.properties"}]}
 
 
@@ -173,11 +224,11 @@ def test_replay_job_is_indexed_only_when_parallel(parallelism, indexed):
 
 
 def test_drift_ignores_server_defaults_and_extra_named_items_but_not_changes():
-    desired = archiver_deployment(_archive(), SETTINGS)
+    desired = archiver_statefulset(_archive(), SETTINGS)
     actual = yaml.safe_load(yaml.safe_dump(desired))
-    actual["spec"]["strategy"] = {"type": "RollingUpdate"}
+    actual["spec"]["updateStrategy"]["rollingUpdate"] = {"partition": 0}
     actual["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log"
-    actual["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "EXTRA", "value": "1"}]
+    actual["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "EXTRA", "value": "1"})
     assert not drifted(desired, actual)
     actual["spec"]["replicas"] = 5
     assert drifted(desired, actual)

@@ -37,7 +37,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: [topicarchives/status, replayjobs/status]
   verbs: [get, patch, update]
 - apiGroups: [apps]
-  resources: [deployments]
+  resources: [deployments, statefulsets]
   verbs: [get, list, watch, create, patch, update, delete]
 - apiGroups: [batch]
   resources: [jobs]
