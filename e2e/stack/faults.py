@@ -22,6 +22,8 @@ import json
 import random
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -209,6 +211,18 @@ class FaultProxy:
             self._settings = settings
             if seed is not None:
                 self._rng = random.Random(seed)
+
+    @contextmanager
+    def failing(
+        self, share: float, kinds: tuple[str, ...] = KINDS, stall_seconds: float = 2.0, seed: int | None = None
+    ) -> Iterator[FaultProxy]:
+        """Faults as :meth:`configure` sets them for the ``with`` block, counted from zero; none after it."""
+        self.configure(share, kinds, stall_seconds, seed)
+        self.reset_counts()
+        try:
+            yield self
+        finally:
+            self.configure(0.0)
 
     def counts(self) -> dict[str, int]:
         """Requests seen (``requests``) and faults injected by kind, since start or :meth:`reset_counts`."""

@@ -67,7 +67,8 @@ class Proxy:
         return self.add_toxic("bandwidth", stream, rate=kb_per_second)
 
     def timeout(self, ms: int = 0, stream: str = "downstream") -> str:
-        """Stop all data and close the connection after ``ms`` (0: never close, hold until removed)."""
+        """Stop all data and close the connection after ``ms`` (0: never close, hold until removed). A close from
+        the other side still passes: downstream, a server that closes after its (dropped) answer ends the link."""
         return self.add_toxic("timeout", stream, timeout=ms)
 
     def reset_peer(self, after_ms: int = 0, stream: str = "downstream") -> str:
@@ -135,7 +136,7 @@ def start(workdir: Path) -> ToxiproxyServer:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cmd = [str(binary), "-host", "127.0.0.1", "-port", str(port), "-seed", "2026"]
-    proc = spawn("toxiproxy", cmd, workdir / "toxiproxy.log")
+    proc = spawn("toxiproxy", cmd, workdir / "toxiproxy.log", env={"LOG_LEVEL": "warn"})  # else it traces each link
     api = f"http://127.0.0.1:{port}"
     wait_ready(proc, lambda: urllib.request.urlopen(f"{api}/version", timeout=2).status == 200)
     return ToxiproxyServer(api, proc)
