@@ -2,7 +2,7 @@
 
 Toxiproxy works on TCP bytes and cannot answer with an HTTP status; this proxy can. It relays HTTP/1.1
 requests and responses byte for byte (so S3 signatures stay valid) and, for a ``share`` of requests chosen by a
-seeded RNG, injects one of :data:`KINDS`:
+seeded RNG, injects one of :data:`KINDS` (taking turns):
 
 - ``500``, ``503``, ``429``: answered by the proxy with the backend's error body (S3: XML ``InternalError``,
   ``SlowDown``, ``TooManyRequests``; GCS: JSON ``backendError``, ``rateLimitExceeded``); the request never
@@ -49,7 +49,7 @@ _HEAD_LIMIT = 1 << 20
 
 @dataclass(frozen=True)
 class FaultSettings:
-    """What to inject: a ``share`` (0..1) of requests fails, with a kind drawn evenly from ``kinds``."""
+    """What to inject: a ``share`` (0..1) of requests fails, the ``kinds`` taking turns."""
 
     share: float = 0.0
     kinds: tuple[str, ...] = KINDS
@@ -64,11 +64,12 @@ class FaultSettings:
             raise ValueError("a fault share above 0 needs at least one fault kind")
 
 
-def choose(rng: random.Random, settings: FaultSettings) -> str | None:
-    """The fault for the next request, or None to pass it through."""
+def choose(rng: random.Random, settings: FaultSettings, turn: int) -> str | None:
+    """The fault for the next request, or None to pass it through: the RNG picks which requests fail, and the
+    kinds take turns (``turn``: faults injected so far), so that even a short run sees every kind."""
     if rng.random() >= settings.share:
         return None
-    return rng.choice(settings.kinds)
+    return settings.kinds[turn % len(settings.kinds)]
 
 
 def error_answer(flavour: str, kind: str, resource: str, request_id: str, head_only: bool = False) -> bytes:
@@ -192,6 +193,7 @@ class FaultProxy:
         self.flavour = flavour
         self._target = (parts.hostname, parts.port)
         self._rng = random.Random(seed)
+        self._turn = 0
         self._settings = FaultSettings()
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -210,7 +212,7 @@ class FaultProxy:
         with self._lock:
             self._settings = settings
             if seed is not None:
-                self._rng = random.Random(seed)
+                self._rng, self._turn = random.Random(seed), 0
 
     @contextmanager
     def failing(
@@ -276,8 +278,9 @@ class FaultProxy:
     def _next_fault(self) -> tuple[str | None, float]:
         with self._lock:
             self._counts["requests"] += 1
-            fault = choose(self._rng, self._settings)
+            fault = choose(self._rng, self._settings, self._turn)
             if fault is not None:
+                self._turn += 1
                 self._counts[fault] += 1
             return fault, self._settings.stall_seconds
 

@@ -206,13 +206,21 @@ def test_a_share_of_requests_fails_with_mixed_kinds_and_is_counted(proxy, origin
     assert proxy.counts()["requests"] == 0
 
 
-def test_the_choice_is_seeded():
+def test_the_choice_is_seeded_and_the_kinds_take_turns():
     settings = FaultSettings(0.25, KINDS)
-    first = [choose(random.Random(1), settings) for _ in range(1)]
-    rng_a, rng_b = random.Random(42), random.Random(42)
-    assert [choose(rng_a, settings) for _ in range(500)] == [choose(rng_b, settings) for _ in range(500)]
-    assert first == [choose(random.Random(1), settings)]
-    assert {choose(random.Random(i), FaultSettings(0.0)) for i in range(100)} == {None}
+
+    def run(seed: int, count: int) -> list[str | None]:
+        rng, turn, chosen = random.Random(seed), 0, []
+        for _ in range(count):
+            chosen.append(choose(rng, settings, turn))
+            turn += chosen[-1] is not None
+        return chosen
+
+    assert run(42, 500) == run(42, 500) != run(43, 500)
+    faults = [kind for kind in run(42, 500) if kind is not None]
+    assert 90 <= len(faults) <= 160
+    assert faults[: 2 * len(KINDS)] == list(KINDS) * 2
+    assert {choose(random.Random(i), FaultSettings(0.0), 0) for i in range(100)} == {None}
 
 
 @pytest.mark.parametrize(

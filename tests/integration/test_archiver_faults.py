@@ -1,0 +1,71 @@
+"""The archiver on a bad day: ~10% of its S3 or GCS requests fail (500, 503 SlowDown, 429, truncated bodies,
+stalls), its Kafka connections are delayed and reset through Toxiproxy, and its broker is SIGKILLed and
+restarted. Every time, the archive ends up equal to the topic record for record and verifies clean."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+from e2e.stack.faults import KINDS
+from tests.kafka_helpers import ArchiverProcess, assert_archive_equals_topic, keep_producing
+
+SHARE = 0.1
+
+
+def _archive_through_faults(
+    kafka, topic: str, url: str, proxy, log, options: dict[str, str], credentials: dict[str, str], env=None
+) -> dict:
+    """Archive ``topic`` (3 partitions, records arriving for 12 s) through ``proxy`` failing SHARE of requests
+    (store ``options``, credentials in ``env``); check the archive against Kafka, read directly with
+    ``credentials``; return what was injected."""
+    args = [arg for name, value in options.items() for arg in ("-o", f"{name}={value}")]
+    archiver = ArchiverProcess(kafka.bootstrap, topic, url, log, *args, "--segment-age", "300ms", env=env)
+    stop = threading.Event()
+    producer = threading.Thread(target=keep_producing, args=(kafka.bootstrap, topic, stop, 0.004))
+    with proxy.failing(SHARE, KINDS, stall_seconds=1.0, seed=17):
+        archiver.start()
+        producer.start()
+        try:
+            time.sleep(12)
+            assert archiver.running(), archiver.log_text()[-3000:]
+        finally:
+            stop.set()
+            producer.join()
+        time.sleep(3)  # the last records' segments go through the faults too
+        injected = proxy.counts()
+    try:
+        direct = {**options, **credentials, "endpoint_url": proxy.upstream}
+        assert_archive_equals_topic(kafka.bootstrap, topic, 3, url, log, 60, **direct)
+    finally:
+        assert archiver.stop() == 0, archiver.log_text()[-3000:]
+    print(f"\nfaults injected into {proxy.flavour}: {injected}")
+    return injected
+
+
+def _check_injected(injected: dict) -> None:
+    faults = sum(injected[kind] for kind in KINDS)
+    assert injected["requests"] > 100, injected
+    assert 0.05 < faults / injected["requests"] < 0.15, injected
+    assert all(injected[kind] > 0 for kind in KINDS), injected
+
+
+def test_archiving_through_s3_faults_loses_and_doubles_nothing(kafka, new_topic, s3_server, s3_faults, tmp_path):
+    topic = new_topic(partitions=3)
+    url = f"s3://{s3_server.bucket}/faults-{uuid.uuid4().hex[:8]}"
+    env = {"AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}
+    options = {"endpoint_url": s3_faults.endpoint, "region": s3_server.region}
+    credentials = {"access_key_id": s3_server.access_key, "secret_access_key": s3_server.secret_key}
+    injected = _archive_through_faults(
+        kafka, topic, url, s3_faults, tmp_path / "archiver.log", options, credentials, env
+    )
+    _check_injected(injected)
+
+
+def test_archiving_through_gcs_faults_loses_and_doubles_nothing(kafka, new_topic, gcs_server, gcs_faults, tmp_path):
+    topic = new_topic(partitions=3)
+    url = f"gs://{gcs_server.bucket}/faults-{uuid.uuid4().hex[:8]}"
+    options = {"endpoint_url": gcs_faults.endpoint, "project": gcs_server.project}
+    injected = _archive_through_faults(kafka, topic, url, gcs_faults, tmp_path / "archiver.log", options, {})
+    _check_injected(injected)
