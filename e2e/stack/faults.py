@@ -21,7 +21,7 @@ import asyncio
 import json
 import random
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +45,7 @@ _GCS_ERRORS = {
     "429": ("rateLimitExceeded", "The rate of change requests to the object exceeds the rate limit."),
 }
 _HEAD_LIMIT = 1 << 20
+_RECENT = 1000
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,7 @@ class FaultProxy:
         self._turn = 0
         self._settings = FaultSettings()
         self._counts: Counter[str] = Counter()
+        self._recent: deque[tuple[str, str, str | None]] = deque(maxlen=_RECENT)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -231,10 +233,16 @@ class FaultProxy:
         with self._lock:
             return {"requests": 0, **{kind: 0 for kind in KINDS}, **self._counts}
 
+    def recent(self) -> list[tuple[str, str, str | None]]:
+        """The last requests (up to 1000) as (method, path, fault or None), oldest first: what failed where."""
+        with self._lock:
+            return list(self._recent)
+
     def reset_counts(self) -> None:
-        """Start counting from zero."""
+        """Start counting from zero (and forget the recent requests)."""
         with self._lock:
             self._counts.clear()
+            self._recent.clear()
 
     def start(self) -> FaultProxy:
         """Listen on a free port of 127.0.0.1 (``endpoint``) and serve from a background thread."""
@@ -275,10 +283,11 @@ class FaultProxy:
 
     # --- the loop's side ---------------------------------------------------------------------------------
 
-    def _next_fault(self) -> tuple[str | None, float]:
+    def _next_fault(self, method: bytes, path: bytes) -> tuple[str | None, float]:
         with self._lock:
             self._counts["requests"] += 1
             fault = choose(self._rng, self._settings, self._turn)
+            self._recent.append((method.decode(), path.decode(errors="replace"), fault))
             if fault is not None:
                 self._turn += 1
                 self._counts[fault] += 1
@@ -295,7 +304,7 @@ class FaultProxy:
                     request = request.without(b"expect")  # S3 signatures never cover Expect
                 body, _ = await _read_body(reader, request, until_close=False)
                 method, path = request.start.split(b" ")[:2]
-                fault, stall = self._next_fault()
+                fault, stall = self._next_fault(method, path)
                 if fault in _STATUS:
                     writer.write(
                         error_answer(
