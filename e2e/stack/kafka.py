@@ -97,8 +97,10 @@ class KafkaServer:
 
     def proxied(self, toxiproxy: ToxiproxyServer) -> Proxy:
         """A Toxiproxy proxy at ``proxied_bootstrap`` to the PROXIED listener: every connection of a client
-        bootstrapped there, to the broker and its coordinators, passes through the proxy's toxics."""
-        return toxiproxy.proxy(f"kafka-{self.cluster_id}", self.proxied_upstream, listen=self.proxied_bootstrap)
+        bootstrapped there, to the broker and its coordinators, passes through the proxy's toxics. Made once;
+        later calls return the same proxy."""
+        name = f"kafka-{self.cluster_id}"
+        return toxiproxy.existing(name) or toxiproxy.proxy(name, self.proxied_upstream, listen=self.proxied_bootstrap)
 
 
 def start(workdir: Path) -> KafkaServer:

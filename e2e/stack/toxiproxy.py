@@ -125,6 +125,16 @@ class ToxiproxyServer:
         created = _call(self.api, "POST", "/proxies", body)
         return Proxy(self.api, created["name"], created["listen"], created["upstream"])
 
+    def existing(self, name: str) -> Proxy | None:
+        """The proxy called ``name``, or None if there is none."""
+        try:
+            found = _call(self.api, "GET", f"/proxies/{name}")
+        except ToxiproxyError as exc:
+            if ": 404:" in str(exc):
+                return None
+            raise
+        return Proxy(self.api, found["name"], found["listen"], found["upstream"])
+
     def reset(self) -> None:
         """Enable every proxy and remove every toxic."""
         _call(self.api, "POST", "/reset")

@@ -8,8 +8,10 @@ import threading
 import time
 import uuid
 
+from confluent_kafka.admin import AdminClient, NewTopic
+
 from e2e.stack.faults import KINDS
-from tests.kafka_helpers import ArchiverProcess, assert_archive_equals_topic, keep_producing
+from tests.kafka_helpers import ArchiverProcess, archive_rows, assert_archive_equals_topic, keep_producing, wait_for
 
 SHARE = 0.1
 
@@ -69,3 +71,43 @@ def test_archiving_through_gcs_faults_loses_and_doubles_nothing(kafka, new_topic
     options = {"endpoint_url": gcs_faults.endpoint, "project": gcs_server.project}
     injected = _archive_through_faults(kafka, topic, url, gcs_faults, tmp_path / "archiver.log", options, {})
     _check_injected(injected)
+
+
+def test_archiving_through_kafka_latency_resets_and_a_broker_sigkill(restartable_kafka, toxiproxy, tmp_path):
+    kafka = restartable_kafka
+    proxy = kafka.proxied(toxiproxy)
+    proxy.clear()
+    topic = f"kafka-faults-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(60)
+    url, log = str(tmp_path / "archive"), tmp_path / "archiver.log"
+    # The archiver reaches Kafka only through the proxy (its listener advertises the proxy's address).
+    archiver = ArchiverProcess(kafka.proxied_bootstrap, topic, url, log, "--segment-age", "300ms")
+    stop = threading.Event()
+    producer = threading.Thread(target=keep_producing, args=(kafka.bootstrap, topic, stop, 0.004))
+    producer.start()
+    try:
+        proxy.latency(40, jitter_ms=30)
+        proxy.latency(10, stream="upstream")
+        archiver.start()
+        wait_for(lambda: "assigned" in archiver.log_text(), 60, f"the archiver to be assigned (log {log})")
+        time.sleep(3)
+        with proxy.toxic("reset_peer", timeout=0):  # every connection reset, and each new one, for a second
+            time.sleep(1)
+        time.sleep(3)
+        kafka.restart(kill=True)
+        time.sleep(4)
+        assert archiver.running(), archiver.log_text()[-3000:]
+    finally:
+        stop.set()
+        producer.join()
+    try:
+        assert_archive_equals_topic(kafka.bootstrap, topic, 3, url, log, 60)
+    finally:
+        proxy.clear()
+        assert archiver.stop() == 0, archiver.log_text()[-3000:]
+    total = sum(len(rows) for rows in archive_rows(url, topic, 3).values())
+    assert total > 2000, "the producer wrote too little for the faults to matter"
+    text = archiver.log_text()
+    assert f"{kafka.proxied_bootstrap}/1: Disconnected" in text  # the broker, reached through the proxy, went away
+    assert kafka.bootstrap not in text
