@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from e2e.stack import ServerFailed, Stack
+from e2e.stack import s3 as stack_s3
 from e2e.stack.faults import FaultProxy
 from e2e.stack.gcs import GcsServer
 from e2e.stack.kafka import KafkaServer
@@ -115,13 +116,7 @@ def file_store(tmp_path: Path) -> Iterator[ObjectStore]:
 @pytest.fixture
 def s3_store(s3_server: S3Server) -> Iterator[ObjectStore]:
     """A fresh store under a unique prefix of the MinIO test bucket."""
-    store = open_store(
-        f"s3://{s3_server.bucket}/{_unique('test')}",
-        endpoint_url=s3_server.endpoint,
-        region=s3_server.region,
-        access_key_id=s3_server.access_key,
-        secret_access_key=s3_server.secret_key,
-    )
+    store = open_store(f"s3://{s3_server.bucket}/{_unique('test')}", **stack_s3.store_options(s3_server))
     yield store
     store.close()
 

@@ -10,6 +10,7 @@ import uuid
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from e2e.stack import s3 as stack_s3
 from e2e.stack.faults import KINDS
 from tests.kafka_helpers import ArchiverProcess, archive_rows, assert_archive_equals_topic, keep_producing, wait_for
 
@@ -17,11 +18,11 @@ SHARE = 0.1
 
 
 def _archive_through_faults(
-    kafka, topic: str, url: str, proxy, log, options: dict[str, str], credentials: dict[str, str], env=None
+    kafka, topic: str, url: str, proxy, log, options: dict[str, str], direct: dict[str, str], env=None
 ) -> dict:
     """Archive ``topic`` (3 partitions, records arriving for 12 s) through ``proxy`` failing SHARE of requests
-    (store ``options``, credentials in ``env``); check the archive against Kafka, read directly with
-    ``credentials``; return what was injected."""
+    (store ``options``, credentials in ``env``); check the archive against Kafka, read with the store options
+    ``direct`` (no proxy); return what was injected."""
     args = [arg for name, value in options.items() for arg in ("-o", f"{name}={value}")]
     archiver = ArchiverProcess(kafka.bootstrap, topic, url, log, *args, "--segment-age", "300ms", env=env)
     stop = threading.Event()
@@ -38,7 +39,6 @@ def _archive_through_faults(
         time.sleep(3)  # the last records' segments go through the faults too
         injected = proxy.counts()
     try:
-        direct = {**options, **credentials, "endpoint_url": proxy.upstream}
         assert_archive_equals_topic(kafka.bootstrap, topic, 3, url, log, 60, **direct)
     finally:
         assert archiver.stop() == 0, archiver.log_text()[-3000:]
@@ -58,10 +58,8 @@ def test_archiving_through_s3_faults_loses_and_doubles_nothing(kafka, new_topic,
     url = f"s3://{s3_server.bucket}/faults-{uuid.uuid4().hex[:8]}"
     env = {"AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}
     options = {"endpoint_url": s3_faults.endpoint, "region": s3_server.region}
-    credentials = {"access_key_id": s3_server.access_key, "secret_access_key": s3_server.secret_key}
-    injected = _archive_through_faults(
-        kafka, topic, url, s3_faults, tmp_path / "archiver.log", options, credentials, env
-    )
+    direct = stack_s3.store_options(s3_server)
+    injected = _archive_through_faults(kafka, topic, url, s3_faults, tmp_path / "archiver.log", options, direct, env)
     _check_injected(injected)
 
 
@@ -69,7 +67,8 @@ def test_archiving_through_gcs_faults_loses_and_doubles_nothing(kafka, new_topic
     topic = new_topic(partitions=3)
     url = f"gs://{gcs_server.bucket}/faults-{uuid.uuid4().hex[:8]}"
     options = {"endpoint_url": gcs_faults.endpoint, "project": gcs_server.project}
-    injected = _archive_through_faults(kafka, topic, url, gcs_faults, tmp_path / "archiver.log", options, {})
+    direct = {**options, "endpoint_url": gcs_server.endpoint}
+    injected = _archive_through_faults(kafka, topic, url, gcs_faults, tmp_path / "archiver.log", options, direct)
     _check_injected(injected)
 
 

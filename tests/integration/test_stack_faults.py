@@ -9,13 +9,12 @@ import urllib.error
 import urllib.request
 import uuid
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from e2e.stack import s3 as stack_s3
 from tests.kafka_helpers import kafka_rows
 
 
@@ -60,14 +59,7 @@ def test_toxiproxy_toxics_reach_a_client(toxiproxy, s3_server):
 
 
 def test_fault_proxy_keeps_s3_signatures_and_boto3_sees_each_fault(s3_faults, s3_server):
-    proxied = boto3.client(
-        "s3",
-        endpoint_url=s3_faults.endpoint,
-        aws_access_key_id=s3_server.access_key,
-        aws_secret_access_key=s3_server.secret_key,
-        region_name=s3_server.region,
-        config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}),
-    )
+    proxied = stack_s3.client(s3_server, endpoint=s3_faults.endpoint, attempts=1)
     key = f"faults/{uuid.uuid4().hex}"
     proxied.put_object(Bucket=s3_server.bucket, Key=key, Body=b"x" * 5000)
     assert proxied.get_object(Bucket=s3_server.bucket, Key=key)["Body"].read() == b"x" * 5000

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from e2e.stack import s3 as stack_s3
 from e2e.stack.faults import KINDS
 from pyrostore.errors import ObjectExists, ObjectNotFound
 from pyrostore.store import ObjectStore, open_store
@@ -18,13 +19,7 @@ def _store(backend: str, request: pytest.FixtureRequest) -> tuple[ObjectStore, o
     prefix = f"store-faults-{uuid.uuid4().hex[:8]}"
     if backend == "s3":
         server, proxy = request.getfixturevalue("s3_server"), request.getfixturevalue("s3_faults")
-        store = open_store(
-            f"s3://{server.bucket}/{prefix}",
-            endpoint_url=proxy.endpoint,
-            region=server.region,
-            access_key_id=server.access_key,
-            secret_access_key=server.secret_key,
-        )
+        store = open_store(f"s3://{server.bucket}/{prefix}", **stack_s3.store_options(server, proxy.endpoint))
     else:
         server, proxy = request.getfixturevalue("gcs_server"), request.getfixturevalue("gcs_faults")
         store = open_store(f"gs://{server.bucket}/{prefix}", endpoint_url=proxy.endpoint, project=server.project)
