@@ -208,7 +208,7 @@ class FaultProxy:
     def configure(
         self, share: float, kinds: tuple[str, ...] = KINDS, stall_seconds: float = 2.0, seed: int | None = None
     ) -> None:
-        """Fail ``share`` of the requests from now on, with kinds drawn from ``kinds``; ``seed`` restarts the
+        """Fail ``share`` of the requests from now on, the ``kinds`` taking turns; ``seed`` restarts the
         RNG. Raises ValueError for a share outside [0, 1] or an unknown kind."""
         settings = FaultSettings(share, tuple(kinds), stall_seconds)
         with self._lock:
