@@ -12,11 +12,14 @@ from pathlib import Path
 import pytest
 
 from e2e.stack import ServerFailed, Stack
+from e2e.stack import s3 as stack_s3
+from e2e.stack.faults import FaultProxy
 from e2e.stack.gcs import GcsServer
 from e2e.stack.kafka import KafkaServer
 from e2e.stack.kube import KubeServer
 from e2e.stack.postgres import PostgresServer
 from e2e.stack.s3 import S3Server
+from e2e.stack.toxiproxy import ToxiproxyServer
 from pyrostore.store import ObjectStore, open_store
 
 
@@ -65,6 +68,39 @@ def postgres_server(stack: Stack) -> PostgresServer:
     return _server(stack, "postgres")
 
 
+@pytest.fixture(scope="session")
+def toxiproxy(stack: Stack) -> ToxiproxyServer:
+    """A running Toxiproxy server: TCP proxies whose toxics (latency, resets, ...) a test sets."""
+    return _server(stack, "toxiproxy")
+
+
+@pytest.fixture(scope="session")
+def restartable_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
+    """A Kafka broker of its own for the session's fault tests, which SIGKILL and restart it (the stack's
+    shared broker stays up for every other test)."""
+    own = Stack(tmp_path_factory.mktemp("restartable"))
+    try:
+        yield _server(own, "kafka")
+    finally:
+        own.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_faults(s3_server: S3Server) -> Iterator[FaultProxy]:
+    """The HTTP fault proxy in front of MinIO (``endpoint``), passing everything until a test sets a share."""
+    proxy = FaultProxy(s3_server.endpoint, "s3").start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_faults(gcs_server: GcsServer) -> Iterator[FaultProxy]:
+    """The HTTP fault proxy in front of fake-gcs-server, passing everything until a test sets a share."""
+    proxy = FaultProxy(gcs_server.endpoint, "gcs").start()
+    yield proxy
+    proxy.stop()
+
+
 def _unique(label: str) -> str:
     return f"{label}-{uuid.uuid4().hex[:10]}"
 
@@ -80,13 +116,7 @@ def file_store(tmp_path: Path) -> Iterator[ObjectStore]:
 @pytest.fixture
 def s3_store(s3_server: S3Server) -> Iterator[ObjectStore]:
     """A fresh store under a unique prefix of the MinIO test bucket."""
-    store = open_store(
-        f"s3://{s3_server.bucket}/{_unique('test')}",
-        endpoint_url=s3_server.endpoint,
-        region=s3_server.region,
-        access_key_id=s3_server.access_key,
-        secret_access_key=s3_server.secret_key,
-    )
+    store = open_store(f"s3://{s3_server.bucket}/{_unique('test')}", **stack_s3.store_options(s3_server))
     yield store
     store.close()
 

@@ -16,7 +16,9 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from pyrostore.archive import Archive
 from pyrostore.errors import TopicNotFound
+from pyrostore.index.tree import NodeStore
 from pyrostore.store import open_store
+from pyrostore.verify import verify_partition
 
 # (offset, timestamp type 0/1, timestamp, key, value, headers, leader epoch): what an archive must keep.
 Row = tuple
@@ -150,6 +152,25 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
     while not condition():
         assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
         time.sleep(interval)
+
+
+def assert_archive_equals_topic(
+    bootstrap: str, topic: str, partitions: int, url: str, log: Path, timeout: float = 90, **options: str
+) -> None:
+    """Wait until the archive at ``url`` holds exactly what Kafka holds of ``topic`` (record for record, no gap
+    or duplicate offset), then check that every partition verifies clean."""
+    expected = kafka_rows(bootstrap, topic, partitions)
+    wait_for(
+        lambda: archive_rows(url, topic, partitions, **options) == expected,
+        timeout,
+        f"the archive to catch up (log {log})",
+    )
+    store = open_store(url, **options)
+    for p in range(partitions):
+        offsets = [row[0] for row in archive_rows(url, topic, partitions, **options)[p]]
+        assert offsets == list(range(len(offsets))), "gap or duplicate"
+        report = verify_partition(store, NodeStore(store, topic), topic, p)
+        assert report.ok, report.problems
 
 
 class ChildProcess:

@@ -1,4 +1,5 @@
-"""The local stack of real servers: Kafka, an S3 server, a GCS emulator, etcd and kube-apiserver, PostgreSQL.
+"""The local stack of real servers: Kafka, an S3 server, a GCS emulator, etcd and kube-apiserver, PostgreSQL,
+and Toxiproxy for faults between them and their clients.
 
 ``Stack`` starts each server on first use, on free loopback ports with its data and log in one folder, and
 stops exactly the processes it started. Used by ``tests/conftest.py`` and by ``python -m e2e.stack``.
@@ -7,18 +8,26 @@ stops exactly the processes it started. Used by ``tests/conftest.py`` and by ``p
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from e2e.stack import gcs, kafka, kube, postgres, s3
+from e2e.stack import gcs, kafka, kube, postgres, s3, toxiproxy
 from e2e.stack.builds import BuildError
 from e2e.stack.process import Process, ServerFailed
 
 __all__ = ["SERVERS", "ServerFailed", "Stack"]
 
-SERVERS = ("kafka", "s3", "gcs", "kube", "postgres")
-_STARTERS = {"kafka": kafka.start, "s3": s3.start, "gcs": gcs.start, "kube": kube.start, "postgres": postgres.start}
+SERVERS = ("kafka", "s3", "gcs", "kube", "postgres", "toxiproxy")
+_STARTERS: dict[str, Callable[[Path], Any]] = {
+    "kafka": kafka.start,
+    "s3": s3.start,
+    "gcs": gcs.start,
+    "kube": kube.start,
+    "postgres": postgres.start,
+    "toxiproxy": toxiproxy.start,
+}
 
 
 class Stack:
@@ -72,6 +81,7 @@ class Stack:
         info: dict[str, Any] = {"workdir": str(self.workdir)}
         if k := self._servers.get("kafka"):
             info |= {"kafka_bootstrap": k.bootstrap, "kafka_cluster_id": k.cluster_id}
+            info |= {"kafka_proxied_upstream": k.proxied_upstream, "kafka_proxied_bootstrap": k.proxied_bootstrap}
         if s := self._servers.get("s3"):
             info |= {"s3_endpoint": s.endpoint, "s3_access_key": s.access_key, "s3_secret_key": s.secret_key}
             info |= {"s3_bucket": s.bucket, "s3_region": s.region}
@@ -82,5 +92,7 @@ class Stack:
         if pg := self._servers.get("postgres"):
             info |= {"postgres_url": pg.url, "postgres_host": pg.host, "postgres_port": pg.port}
             info |= {"postgres_user": pg.user, "postgres_password": pg.password, "postgres_database": pg.database}
+        if t := self._servers.get("toxiproxy"):
+            info["toxiproxy_api"] = t.api
         info["processes"] = [{"name": p.name, "pid": p.pid, "log": str(p.log)} for p in self.processes()]
         return info

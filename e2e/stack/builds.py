@@ -31,6 +31,8 @@ KAFKA_VERSION = "4.3.1"
 LOG4J_VERSION = "2.24.3"
 HELM_VERSION = "v3.21.4"
 KUBECONFORM_VERSION = "v0.6.7"
+# The Go module proxy lists only v2.3.0 and v2.5.0 of toxiproxy/v2, but serves later tags asked for by name.
+TOXIPROXY_VERSION = "v2.12.0"
 # Debian 12's PostgreSQL: unpacked from Debian's archive when no postgresql-<major> package is installed.
 POSTGRES_MAJOR = "15"
 _POSTGRES_PROGRAMS = ("initdb", "postgres", "psql")
@@ -169,6 +171,11 @@ def fake_gcs_server() -> Path:
     return _go_install("fake-gcs-server", "github.com/fsouza/fake-gcs-server", FAKE_GCS_VERSION)
 
 
+def toxiproxy() -> Path:
+    """Shopify's Toxiproxy server (a TCP proxy whose faults are set over an HTTP API), ``go install``ed."""
+    return _go_install("toxiproxy-server", "github.com/Shopify/toxiproxy/v2/cmd/server", TOXIPROXY_VERSION)
+
+
 def kafka_libs() -> Path:
     """A folder of the Kafka broker's jars and their runtime dependencies, from Maven Central."""
     dependencies = [f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}", *_log4j_slf4j()]
@@ -238,6 +245,7 @@ BUILDERS = {
     "kafka": kafka_libs,
     "minio": minio,
     "fake-gcs-server": fake_gcs_server,
+    "toxiproxy": toxiproxy,
     "etcd": etcd,
     "kube-apiserver": kube_apiserver,
     "kube-controller-manager": kube_controller_manager,

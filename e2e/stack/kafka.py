@@ -10,16 +10,19 @@ from pathlib import Path
 
 from e2e.stack import builds
 from e2e.stack.process import Process, ServerFailed, free_port, spawn, tail, wait_ready
+from e2e.stack.toxiproxy import Proxy, ToxiproxyServer
 
+# The PROXIED listener advertises a port nothing listens on until a Toxiproxy proxy to the listener is made there
+# (KafkaServer.proxied): clients that bootstrap through the proxy are then sent back to it, never around it.
 # Short segments and fast background threads so that retention, compaction and delete_records tests are quick.
 _BROKER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners=PLAINTEXT://127.0.0.1:{port},PROXIED://127.0.0.1:{proxied_port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port},PROXIED://127.0.0.1:{proxy_port}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs={data}
 num.partitions=1
@@ -64,32 +67,57 @@ Configuration:
 
 @dataclass
 class KafkaServer:
-    """A running broker: where to connect and the process behind it (replaced by :meth:`restart`)."""
+    """A running broker: where to connect and the process behind it (replaced by :meth:`restart`).
+
+    ``proxied_upstream`` is a second listener whose advertised address is ``proxied_bootstrap``, where
+    :meth:`proxied` puts a Toxiproxy proxy to it.
+    """
 
     bootstrap: str
     cluster_id: str
     process: Process
     command: list[str] = field(default_factory=list, repr=False)  # how to start it again, same config and data
+    proxied_upstream: str = ""
+    proxied_bootstrap: str = ""
 
     def stop(self, grace: float = 30.0) -> None:
         """SIGTERM the broker (a clean shutdown keeps its data) and wait until it exited."""
         self.process.stop(grace)
 
-    def restart(self, timeout: float = 120.0) -> None:
-        """Start the broker again on the same ports and data folder (stopping it first if it runs); return once
-        it answers metadata requests. Raises ServerFailed."""
-        self.stop()
+    def restart(self, timeout: float = 120.0, kill: bool = False) -> None:
+        """Start the broker again on the same ports and data folder, stopping it first if it runs: SIGTERM, or
+        with ``kill`` SIGKILL (no clean shutdown: the broker recovers its log on start). Return once it answers
+        metadata requests. Raises ServerFailed."""
+        if kill:
+            self.process.kill()
+        else:
+            self.stop()
         self.process = spawn("kafka", self.command, self.process.log)
         wait_ready(self.process, lambda: _answers_metadata(self.bootstrap), timeout=timeout)
+
+    def proxied(self, toxiproxy: ToxiproxyServer) -> Proxy:
+        """A Toxiproxy proxy at ``proxied_bootstrap`` to the PROXIED listener: every connection of a client
+        bootstrapped there, to the broker and its coordinators, passes through the proxy's toxics. Made once;
+        later calls return the same proxy."""
+        name = f"kafka-{self.cluster_id}"
+        return toxiproxy.existing(name) or toxiproxy.proxy(name, self.proxied_upstream, listen=self.proxied_bootstrap)
 
 
 def start(workdir: Path) -> KafkaServer:
     """Format storage and start a broker in ``workdir``; return once it answers metadata requests."""
     libs = builds.kafka_libs()
     workdir.mkdir(parents=True, exist_ok=True)
-    port, controller_port = free_port(), free_port()
+    port, controller_port, proxied_port, proxy_port = free_port(), free_port(), free_port(), free_port()
     props = workdir / "server.properties"
-    props.write_text(_BROKER_PROPERTIES.format(port=port, controller_port=controller_port, data=workdir / "data"))
+    props.write_text(
+        _BROKER_PROPERTIES.format(
+            port=port,
+            controller_port=controller_port,
+            proxied_port=proxied_port,
+            proxy_port=proxy_port,
+            data=workdir / "data",
+        )
+    )
     (workdir / "log4j2.yaml").write_text(_LOG4J2)
     java = ["java", "-Xms256m", "-Xmx768m", f"-Dlog4j2.configurationFile={workdir / 'log4j2.yaml'}"]
     java += ["-cp", f"{libs}/*"]
@@ -108,7 +136,14 @@ def start(workdir: Path) -> KafkaServer:
     proc = spawn("kafka", command, log)
     bootstrap = f"127.0.0.1:{port}"
     wait_ready(proc, lambda: _answers_metadata(bootstrap), timeout=120)
-    return KafkaServer(bootstrap=bootstrap, cluster_id=cluster_id, process=proc, command=command)
+    return KafkaServer(
+        bootstrap=bootstrap,
+        cluster_id=cluster_id,
+        process=proc,
+        command=command,
+        proxied_upstream=f"127.0.0.1:{proxied_port}",
+        proxied_bootstrap=f"127.0.0.1:{proxy_port}",
+    )
 
 
 def _answers_metadata(bootstrap: str) -> bool:

@@ -36,6 +36,16 @@ class Process:
             return True
         return waited == 0
 
+    def kill(self, wait: float = 10.0) -> None:
+        """SIGKILL the process group it leads (no chance to clean up) and wait until the process is gone."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM the process group it leads, then SIGKILL after ``grace`` seconds."""
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):

@@ -46,16 +46,28 @@ def start(workdir: Path, bucket: str = "pyrostore-test") -> S3Server:
     return server
 
 
-def client(server: S3Server):  # -> botocore S3 client
-    """A boto3 S3 client with the server's root credentials."""
+def client(server: S3Server, endpoint: str | None = None, attempts: int | None = None):  # -> botocore S3 client
+    """A boto3 S3 client with the server's root credentials, at ``endpoint`` (a proxy in front of the server)
+    if given; ``attempts`` caps botocore's own tries (1: no retry)."""
     import boto3
     from botocore.config import Config
 
+    retries = {"mode": "standard", **({"total_max_attempts": attempts} if attempts else {})}
     return boto3.client(
         "s3",
-        endpoint_url=server.endpoint,
+        endpoint_url=endpoint or server.endpoint,
         aws_access_key_id=server.access_key,
         aws_secret_access_key=server.secret_key,
         region_name=server.region,
-        config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}),
+        config=Config(s3={"addressing_style": "path"}, retries=retries),
     )
+
+
+def store_options(server: S3Server, endpoint: str | None = None) -> dict[str, str]:
+    """Pyrostore store options reaching the server (or a proxy at ``endpoint``) with its root credentials."""
+    return {
+        "endpoint_url": endpoint or server.endpoint,
+        "region": server.region,
+        "access_key_id": server.access_key,
+        "secret_access_key": server.secret_key,
+    }

@@ -12,23 +12,18 @@ import time
 import pytest
 
 from pyrostore.index.commits import iter_commits
-from pyrostore.index.tree import NodeStore
 from pyrostore.store import open_store
-from pyrostore.verify import verify_partition
-from tests.kafka_helpers import ArchiverProcess, archive_rows, kafka_rows, keep_producing, produce_numbered, wait_for
+from tests.kafka_helpers import (
+    ArchiverProcess,
+    archive_rows,
+    assert_archive_equals_topic,
+    kafka_rows,
+    keep_producing,
+    produce_numbered,
+    wait_for,
+)
 
 FAST_GROUP = ("-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500")
-
-
-def _assert_archive_equals_topic(kafka, topic: str, partitions: int, url: str, log) -> None:
-    expected = kafka_rows(kafka.bootstrap, topic, partitions)
-    wait_for(lambda: archive_rows(url, topic, partitions) == expected, 90, f"the archive to catch up (log {log})")
-    store = open_store(url)
-    for p in range(partitions):
-        offsets = [row[0] for row in archive_rows(url, topic, partitions)[p]]
-        assert offsets == list(range(len(offsets))), "gap or duplicate"
-        report = verify_partition(store, NodeStore(store, topic), topic, p)
-        assert report.ok, report.problems
 
 
 def test_sigkill_at_random_moments_loses_and_doubles_nothing(kafka, new_topic, tmp_path):
@@ -52,7 +47,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(kafka, new_topic, t
         producer.join()
     archiver.start()
     try:
-        _assert_archive_equals_topic(kafka, topic, 3, url, archiver.log)
+        assert_archive_equals_topic(kafka.bootstrap, topic, 3, url, archiver.log)
     finally:
         assert archiver.stop() == 0
     assert kills >= 10
@@ -91,7 +86,7 @@ def test_two_replicas_share_partitions_and_take_over(kafka, new_topic, tmp_path)
         stop.set()
         producer.join()
     try:
-        _assert_archive_equals_topic(kafka, topic, 4, url, second.log)
+        assert_archive_equals_topic(kafka.bootstrap, topic, 4, url, second.log)
     finally:
         assert second.stop() == 0
     assert len(before) == 2
@@ -127,7 +122,7 @@ def test_a_stalled_replica_is_fenced(kafka, new_topic, tmp_path):
         assert epochs == sorted(epochs), "a commit of an older epoch landed after a newer claim"
         # Everything the stalled archiver read sat in open segments when it stalled: none was committed.
         assert [c for c in commits if c.writer_epoch == 1 and c.root is not None] == []
-    _assert_archive_equals_topic(kafka, topic, 2, url, taker.log)
+    assert_archive_equals_topic(kafka.bootstrap, topic, 2, url, taker.log)
 
 
 def _archive_cli(*args: str) -> subprocess.CompletedProcess:
