@@ -89,10 +89,14 @@ class Mirror:
                 return
 
     def _copy_descriptor(self, topic: str) -> None:
-        """Copy the topic's descriptor (written once) unless the target has it; a different one is refused."""
+        """Copy the topic's descriptor (written once) unless the target has one; a different one created
+        meanwhile is refused."""
         if topic in self._described:
             return
         key = topic_key(topic)
+        if self.copier.target_has(key):  # written once: a different one would show as diverged commits
+            self._described.add(topic)
+            return
         try:
             data = self.copier.source.get(key)
         except ObjectNotFound:
