@@ -81,10 +81,17 @@ class Writing:
         self.producer = threading.Thread(target=keep_producing, args=(bootstrap, topic, self.stop, 0.004))
         self.archiver = ArchiverProcess(bootstrap, topic, source.url, log, *source.cli("-o"), env=source.env)
 
-    def start(self) -> Writing:
+    def __enter__(self) -> Writing:
         self.producer.start()
         self.archiver.start()
         return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Whatever happened: no producer thread and no archiver outlive the test."""
+        self.stop.set()
+        self.producer.join(60)
+        if self.archiver.running():
+            self.archiver.kill()
 
     def finish(self) -> None:
         """Stop producing, wait until the archive holds everything Kafka holds, stop the archiver cleanly."""
@@ -115,7 +122,11 @@ def consumed(side: Side, topic: str) -> dict[int, list]:
 
 
 def metric(port: int, name: str) -> list[float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    """The samples of one metric of a mirror's Prometheus endpoint (none while it is not listening yet)."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return []
     return [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{")]
 
 
@@ -131,15 +142,14 @@ def test_a_following_mirror_catches_up_with_a_writing_archiver(
     source = s3_side(s3_server) if route == "s3-to-gcs" else Side(str(tmp_path / "source"))
     target = gcs_side(gcs_server) if route == "s3-to-gcs" else s3_side(s3_server)
     topic = new_topic(partitions=PARTITIONS)
-    writing = Writing(kafka.bootstrap, topic, source, tmp_path / "archiver.log").start()
     port = free_port()
-    mirror = MirrorProcess(
-        source, target, tmp_path / "mirror.log", "--follow", "--interval", "1s", "--metrics-port", str(port)
-    )
-    mirror.start()
+    following = ("--follow", "--interval", "1s", "--metrics-port", str(port))
+    mirror = MirrorProcess(source, target, tmp_path / "mirror.log", *following)
     try:
-        wait_for(lambda: sum(metric(port, "pyrostore_mirror_commits_total")) >= 6, 90, "the mirror to copy commits")
-        writing.finish()
+        with Writing(kafka.bootstrap, topic, source, tmp_path / "archiver.log") as writing:
+            mirror.start()
+            wait_for(lambda: sum(metric(port, "pyrostore_mirror_commits_total")) >= 6, 90, "the mirror to copy")
+            writing.finish()
         expected = roots(source.store(), topic, range(PARTITIONS))
         wait_for(lambda: roots(target.store(), topic, range(PARTITIONS)) == expected, 60, "equal roots")
         wait_for(lambda: metric(port, "pyrostore_mirror_lag_commits") == [0.0] * PARTITIONS, 30, "no lag")
@@ -160,28 +170,26 @@ def test_ten_sigkills_at_random_moments_never_leave_an_invalid_target(
 ):
     source, target = s3_side(s3_server), gcs_side(gcs_server)
     topic = new_topic(partitions=PARTITIONS)
-    writing = Writing(kafka.bootstrap, topic, source, tmp_path / "archiver.log").start()
     chance = random.Random()
     log = tmp_path / "mirror.log"
     # Slowed down so that most kills land in the middle of copying; it follows the archiver as it writes.
     mirror = MirrorProcess(source, target, log, "--follow", "--interval", "0.2s", "--rate-limit", "30KB")
-    kills = []
-    try:
+    kills: list[float] = []
+    with Writing(kafka.bootstrap, topic, source, tmp_path / "archiver.log") as writing:
         time.sleep(4)  # a backlog of commits to copy
-        for _ in range(10):
-            mirror.start()
-            pause = chance.uniform(1.0, 4.0)
-            time.sleep(pause)
-            mirror.kill()
-            kills.append(round(pause, 2))
-            found = problems(target.store())
-            assert found == [], f"after kills at {kills}: {found}"
+        try:
+            for _ in range(10):
+                mirror.start()
+                pause = chance.uniform(1.0, 4.0)
+                time.sleep(pause)
+                mirror.kill()
+                kills.append(round(pause, 2))
+                found = problems(target.store())
+                assert found == [], f"after kills at {kills}: {found}"
+        finally:
+            if mirror.running():
+                mirror.kill()
         writing.finish()
-    finally:
-        if mirror.running():
-            mirror.kill()
-        if writing.archiver.running():
-            writing.archiver.kill()
     copied_before = len(list(target.store().list("pyrostore/v1/log/")))
     assert copied_before > 0, log.read_text()[-2000:]  # the killed mirrors made progress between kills
     final = MirrorProcess(source, target, tmp_path / "final.log").start()
