@@ -258,10 +258,23 @@ def test_one_new_commit_on_a_100000_segment_archive_costs_the_tree_depth_plus_3(
             write_head(store, commit)
         store.create(topic_key(TOPIC), b'{"cluster_id": "c", "format": 1, "topic": "orders", "topic_id": "t"}')
     depth = 1 + tree.NodeStore(source, TOPIC).load(Archive(source).partition(TOPIC, 0).commit.root.digest).level
-    writer = PartitionWriter(source, TOPIC, 0, writer_id="big")
-    writer._head = Archive(source).partition(TOPIC, 0).commit  # continue the writer's epoch: one plain append
-    writer.append([make_segment(TOPIC, 0, writer.head.next_offset, 5)])
-    writer.close()
+    head = Archive(source).partition(TOPIC, 0).commit
+    segment = make_segment(TOPIC, 0, head.next_offset, 5)  # one plain append of one segment, as a writer makes it
+    source.put(segment.key, segment.data)
+    leaf = Entry(
+        head.next_offset,
+        segment.next_offset,
+        segment.base_offset,
+        segment.last_offset,
+        segment.record_count,
+        1,
+        segment.size,
+        segment.min_timestamp,
+        segment.max_timestamp,
+        segment.digest,
+    )
+    root = tree.append(tree.NodeStore(source, TOPIC), head.root, [leaf])
+    create_commit(source, head.successor(root, root.end, head.writer_epoch, head.writer_id))
     counted_source, counted_target = CountingStore(source), CountingStore(target)
     Mirror(counted_source, counted_target).run_once()
 
