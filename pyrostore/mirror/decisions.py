@@ -7,7 +7,7 @@ feed in what each side holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Container, Iterable, Sequence
 from datetime import datetime
 
 from pyrostore.errors import ArchivesDiverged, IntegrityError
@@ -69,7 +69,7 @@ def check_reference(entry: Entry, node: Node, expected_level: int | None, name: 
         raise IntegrityError(f"index node {name}: the entry naming it does not summarise its entries")
 
 
-def missing_entries(entries: Sequence[Entry], present: Set[str]) -> list[Entry]:
+def missing_entries(entries: Sequence[Entry], present: Container[str]) -> list[Entry]:
     """The entries naming an object (node or segment) not known to be in the target.
 
     An object whose digest is present is skipped with everything below it: a writer puts children before the

@@ -21,10 +21,14 @@ from pyrostore.index.tree import NodeStore
 from pyrostore.layout import commit_key, commit_prefix, head_key, parse_commit_seq
 from pyrostore.mirror.copier import Copier
 from pyrostore.mirror.decisions import check_common, check_successor, known_from_edge, lag
-from pyrostore.mirror.tree import TreeCopier
+from pyrostore.mirror.tree import TreeCopier, TreePlan
 from pyrostore.store import ObjectStore
 
 HINT_INTERVAL = 1.0  # seconds between head hint updates while commits are copied (as the archiver writes them)
+# Commits whose objects are copied together (in parallel) before they are created in order: small commits of one
+# segment each would otherwise copy one segment at a time.
+BATCH_COMMITS = 64
+BATCH_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -68,36 +72,48 @@ def mirror_partition(
     state.pending = len(keys)
     trees: TreeCopier | None = None
     hinted_at, hinted, last = time.monotonic(), target, b""
-    previous = target
+    previous = planned = target
+    batch: list[tuple[str, bytes, Commit]] = []
+    plan = TreePlan()
     for index, key in enumerate(keys):
         if stopping():
             break
         data = copier.source.get(key)
         commit = _decode(data, copier.source.url, topic, partition, key)
-        check_successor(previous, commit, f"{copier.source.url}/{key}")
-        state.pending, state.lag_seconds = lag(len(keys) - index, commit.committed_at, datetime.now(UTC))
-        if on_commit:
-            on_commit(state)
+        check_successor(planned, commit, f"{copier.source.url}/{key}")
         if trees is None:
             trees = TreeCopier(copier, topic, partition, _known(copier.target, topic, target))
-        trees.copy(commit.root, stopping)
-        if stopping():
+        trees.plan(commit.root, plan)
+        batch.append((key, data, commit))
+        planned = commit
+        if len(batch) < BATCH_COMMITS and plan.segment_bytes < BATCH_BYTES and index < len(keys) - 1:
+            continue
+        state.pending, state.lag_seconds = lag(len(keys) - index - 1 + len(batch), batch[0][2].committed_at, _now())
+        if on_commit:
+            on_commit(state)
+        if not trees.execute(plan, stopping):
             break
-        if commit.seq == 0:
-            copier.write(head_key(topic, partition), data)
-            hinted_at, hinted = time.monotonic(), commit
-        _create(copier, topic, partition, key, data, commit)
-        previous, last = commit, data
-        if time.monotonic() - hinted_at >= HINT_INTERVAL and hinted is not commit:
-            copier.write(head_key(topic, partition), data)
-            hinted_at, hinted = time.monotonic(), commit
-        state.target_seq, state.copied = commit.seq, state.copied + 1
+        for made_key, made_data, made in batch:
+            if made.seq == 0:
+                copier.write(head_key(topic, partition), made_data)
+                hinted_at, hinted = time.monotonic(), made
+            _create(copier, topic, partition, made_key, made_data, made)
+            previous, last = made, made_data
+            if time.monotonic() - hinted_at >= HINT_INTERVAL and hinted is not made:
+                copier.write(head_key(topic, partition), made_data)
+                hinted_at, hinted = time.monotonic(), made
+            state.target_seq, state.copied = made.seq, state.copied + 1
         state.pending, state.lag_seconds = len(keys) - index - 1, 0.0
+        batch, plan = [], TreePlan()
     if previous is not hinted and last:  # the hint may lag while copying, never once a pass is over
         copier.write(head_key(topic, partition), last)
     if on_commit:
         on_commit(state)
     return state
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def newest_commit(store: ObjectStore, topic: str, partition: int) -> Commit | None:

