@@ -19,6 +19,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from bench.common import running_stack
+from e2e.stack.s3 import client as s3_client
 from pyrostore.index.writer import PartitionWriter
 from pyrostore.mirror import Mirror
 from pyrostore.mirror.tree import PARALLEL_COPIES
@@ -74,7 +75,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="runs of each side (the best counts)")
     args = parser.parse_args()
 
-    import boto3
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
@@ -92,13 +92,7 @@ def main() -> None:
         print(f"building {args.mb:.0f} MB of segments in S3 ...", flush=True)
         stored = build(source, int(args.mb * 1e6), int(args.segment_mb * 1e6), args.partitions)
 
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=s3_server.endpoint,
-            region_name=s3_server.region,
-            aws_access_key_id=s3_server.access_key,
-            aws_secret_access_key=s3_server.secret_key,
-        )
+        s3 = s3_client(s3_server)
         os.environ.setdefault("STORAGE_EMULATOR_HOST", gcs_server.endpoint)
         client = storage.Client(
             project=gcs_server.project,

@@ -22,7 +22,7 @@ import pyrostore
 from e2e.stack.gcs import GcsServer
 from e2e.stack.s3 import S3Server
 from pyrostore.store import ObjectStore, open_store
-from tests.consumer_helpers import read_to_end
+from tests.consumer_helpers import S3Archive, read_to_end
 from tests.helpers import build_partition
 from tests.kafka_helpers import ArchiverProcess, ChildProcess, archive_rows, kafka_rows, keep_producing, wait_for
 from tests.mirror_helpers import problems, roots
@@ -48,14 +48,9 @@ class Side:
 
 
 def s3_side(server: S3Server) -> Side:
-    options = {
-        "endpoint_url": server.endpoint,
-        "region": server.region,
-        "access_key_id": server.access_key,
-        "secret_access_key": server.secret_key,
-    }
+    archive = S3Archive(server)
     env = {"AWS_ACCESS_KEY_ID": server.access_key, "AWS_SECRET_ACCESS_KEY": server.secret_key}
-    return Side(f"s3://{server.bucket}/mirror-{uuid.uuid4().hex[:10]}", options, env)
+    return Side(archive.url, archive.store_options, env)
 
 
 def gcs_side(server: GcsServer) -> Side:
@@ -121,12 +116,12 @@ def consumed(side: Side, topic: str) -> dict[int, list]:
     return {p: got[(topic, p)] for p in range(PARTITIONS)}
 
 
-def metric(port: int, name: str) -> list[float]:
-    """The samples of one metric of a mirror's Prometheus endpoint (none while it is not listening yet)."""
+def metric(port: int, name: str) -> list[float] | None:
+    """The samples of one metric of a mirror's Prometheus endpoint (None while it is not listening yet)."""
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     except OSError:
-        return []
+        return None
     return [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{")]
 
 
@@ -148,12 +143,12 @@ def test_a_following_mirror_catches_up_with_a_writing_archiver(
     try:
         with Writing(kafka.bootstrap, topic, source, tmp_path / "archiver.log") as writing:
             mirror.start()
-            wait_for(lambda: sum(metric(port, "pyrostore_mirror_commits_total")) >= 6, 90, "the mirror to copy")
+            wait_for(lambda: sum(metric(port, "pyrostore_mirror_commits_total") or []) >= 6, 90, "the mirror to copy")
             writing.finish()
         expected = roots(source.store(), topic, range(PARTITIONS))
         wait_for(lambda: roots(target.store(), topic, range(PARTITIONS)) == expected, 60, "equal roots")
         wait_for(lambda: metric(port, "pyrostore_mirror_lag_commits") == [0.0] * PARTITIONS, 30, "no lag")
-        assert sum(metric(port, "pyrostore_mirror_bytes_total")) > 0
+        assert sum(metric(port, "pyrostore_mirror_bytes_total") or []) > 0
         assert mirror.stop() == 0, mirror.log_text()[-2000:]
     finally:
         if mirror.running():
@@ -172,22 +167,27 @@ def test_ten_sigkills_at_random_moments_never_leave_an_invalid_target(
     topic = new_topic(partitions=PARTITIONS)
     chance = random.Random()
     log = tmp_path / "mirror.log"
-    # Slowed down so that most kills land in the middle of copying; it follows the archiver as it writes.
-    mirror = MirrorProcess(source, target, log, "--follow", "--interval", "0.2s", "--rate-limit", "30KB")
     kills: list[float] = []
+    mirror: MirrorProcess | None = None
     with Writing(kafka.bootstrap, topic, source, tmp_path / "archiver.log") as writing:
         time.sleep(4)  # a backlog of commits to copy
         try:
             for _ in range(10):
-                mirror.start()
-                pause = chance.uniform(1.0, 4.0)
+                # Slowed down so that most kills land in the middle of copying; it follows the archiver as it writes.
+                port = free_port()
+                following = ("--follow", "--interval", "0.2s", "--rate-limit", "30KB", "--metrics-port", str(port))
+                mirror = MirrorProcess(source, target, log, *following).start()
+                wait_for(
+                    lambda p=port: metric(p, "pyrostore_mirror_bytes_total") is not None, 60, "the mirror to start"
+                )
+                pause = chance.uniform(0.1, 3.0)  # from the moment it is up (starting takes seconds under load)
                 time.sleep(pause)
                 mirror.kill()
                 kills.append(round(pause, 2))
                 found = problems(target.store())
                 assert found == [], f"after kills at {kills}: {found}"
         finally:
-            if mirror.running():
+            if mirror is not None and mirror.running():
                 mirror.kill()
         writing.finish()
     copied_before = len(list(target.store().list("pyrostore/v1/log/")))
