@@ -688,3 +688,121 @@ def iceberg_sync(
         err.print(f"{problem}; retrying in {interval}", highlight=False)
         if stop.wait(pause):
             return
+
+
+# pyrostore mirror / diff: two stores, so store options come per side (--source-option, --target-option) and
+# -o gives options both sides share (an endpoint, when both prefixes live on one server).
+SourceOptions = Annotated[
+    list[str] | None, typer.Option("--source-option", help="source store option key=value (repeatable)")
+]
+TargetOptions = Annotated[
+    list[str] | None, typer.Option("--target-option", help="target store option key=value (repeatable)")
+]
+MirrorTopics = Annotated[
+    list[str] | None, typer.Option("--topic", "-t", help="this topic only (repeatable; default: every topic)")
+]
+
+
+def _two_stores(
+    both: list[str] | None, source: list[str] | None, target: list[str] | None, interactive: bool
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Store options of each side: ``-o`` pairs, then that side's own pairs (which win)."""
+    shared = store_options(both, interactive)
+    return (
+        {**shared, **parse_pairs(source, "--source-option")},
+        {**shared, **parse_pairs(target, "--target-option")},
+    )
+
+
+@app.command("mirror")
+def mirror(
+    source: str,
+    target: str,
+    topic: MirrorTopics = None,
+    follow: Annotated[bool, typer.Option(help="keep mirroring every --interval until SIGTERM")] = False,
+    interval: Annotated[str, typer.Option(help="time between passes with --follow")] = "10s",
+    rate_limit: Annotated[str | None, typer.Option(help="bytes per second written to the target, e.g. 50MB")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="serve Prometheus metrics on this port")] = None,
+    log_format: LogFormatOption = LogFormat.AUTO,
+    store_option: StoreOptions = None,
+    source_option: SourceOptions = None,
+    target_option: TargetOptions = None,
+) -> None:
+    """Make TARGET an exact, independently readable copy of the archive at SOURCE: the commits it lacks, in order,
+    each after the segments and nodes it needs, every object checked against its digest; safe to kill and rerun."""
+    from pyrostore.mirror import Mirror, MirrorMetrics, MirrorOptions
+    from pyrostore.mirror.progress import MirrorDisplay
+    from pyrostore.store import open_store
+
+    configure_logs(log_format)
+    pause = parse_duration(interval, "--interval").total_seconds()
+    options = MirrorOptions(
+        topics=tuple(check_topic(t) for t in topic or ()),
+        rate_limit=parse_size(rate_limit, "--rate-limit") if rate_limit is not None else None,
+    )
+    source_options, target_options = _two_stores(store_option, source_option, target_option, not follow)
+    metrics = MirrorMetrics()
+    if metrics_port is not None:
+        metrics.serve(metrics_port)
+    runner = Mirror(
+        open_archive(source, **source_options).store, open_store(target, **target_options), options, metrics
+    )
+    stop = _stop_on_signals()
+    with MirrorDisplay(err, runner.copier) as display:
+        runner.on_commit = display.update
+        if follow:
+            runner.follow(pause, stop, lambda exc: err.print(f"{exc}; retrying in {interval}", highlight=False))
+            return
+        states = runner.run_once(stop)
+    copied = sum(state.copied for state in states)
+    err.print(
+        f"copied {copied} commit(s), {runner.copier.objects} object(s), {runner.copier.bytes} bytes; "
+        f"{len(states)} partition(s) {'stopped early' if stop.is_set() else 'up to date'}",
+        highlight=False,
+    )
+    if stop.is_set():
+        raise typer.Exit(1)
+
+
+@app.command("diff")
+def diff(
+    source: str,
+    target: str,
+    topic: MirrorTopics = None,
+    keys: Annotated[bool, typer.Option(help="also list the keys each side lacks")] = False,
+    store_option: StoreOptions = None,
+    source_option: SourceOptions = None,
+    target_option: TargetOptions = None,
+) -> None:
+    """Compare two archives per partition: newest commits, the newest common one, whether the newest roots are
+    equal, and the objects of each newest tree the other lacks. Exit 1 when they differ."""
+    from pyrostore.mirror import diff_archives
+
+    source_options, target_options = _two_stores(store_option, source_option, target_option, True)
+    a, b = open_archive(source, **source_options), open_archive(target, **target_options)
+    diffs = diff_archives(a.store, b.store, tuple(check_topic(t) for t in topic or ()))
+    table = Table("topic", "partition", "source", "target", "common", "roots", "source only", "target only")
+
+    def seq(value: int | None) -> str:
+        return "-" if value is None else str(value)
+
+    for d in diffs:
+        table.add_row(
+            d.topic,
+            str(d.partition),
+            seq(d.source_seq),
+            seq(d.target_seq),
+            seq(d.common_seq),
+            "equal" if d.roots_equal else "differ",
+            f"{len(d.source_only)} ({d.source_only_bytes} B)",
+            f"{len(d.target_only)} ({d.target_only_bytes} B)",
+        )
+    out.print(table)
+    if keys:
+        for d in diffs:
+            for key in d.source_only:
+                out.print(f"source only: {key}", highlight=False)
+            for key in d.target_only:
+                out.print(f"target only: {key}", highlight=False)
+    if not all(d.same and d.roots_equal for d in diffs):
+        raise typer.Exit(1)

@@ -156,3 +156,11 @@ class ListenFailed(PyrostoreError):
 
 class SecretUnavailable(PyrostoreError):
     """A Secret a resource refers to does not exist or cannot be read."""
+
+
+# --- mirror ------------------------------------------------------------------------------------------------
+
+
+class ArchivesDiverged(PyrostoreError):
+    """A mirror's target holds a commit its source does not (another writer, a diverged copy): copying on would
+    splice two histories, so the mirror refuses."""
