@@ -171,7 +171,9 @@ def setup(archived, kafka, s3_server, request) -> Iterator[Setup]:
     """:func:`archived` served by ``pyrostore serve`` with its default batches, or small ones (fetches then start
     inside batches and cross many of them)."""
     topics, archive, logs = archived
-    extra = ("--bootstrap-servers", kafka.bootstrap)
+    # The stack's Kafka starts groups at once (group.initial.rebalance.delay.ms=0), and so does this server: the
+    # console consumer gives up after 5 s without a record, which a 3 s delay on a loaded machine can exceed.
+    extra = ("--bootstrap-servers", kafka.bootstrap, "--group-initial-rebalance-delay", "0s")
     extra += () if request.param == "default" else ("--batch-bytes", request.param)
     server = serve_archive(archive, s3_server, logs / f"serve-{request.param}.log", *extra)
     try:
