@@ -517,6 +517,13 @@ def serve(
         str, typer.Option(help="how long a new consumer group waits for more members before its first assignment")
     ] = "3s",
     metrics_port: Annotated[int | None, typer.Option(help="serve Prometheus metrics on this port")] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="listen with TLS: the server's certificate (PEM, with any chain)")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="the private key of --tls-cert (PEM, unencrypted)")] = None,
+    tls_client_ca: Annotated[
+        Path | None, typer.Option(help="require client certificates signed by this CA (PEM) (mutual TLS)")
+    ] = None,
     log_format: LogFormatOption = LogFormat.AUTO,
     x: KafkaProperties = None,
     kafka_properties_file: KafkaPropertiesFile = None,
@@ -526,6 +533,7 @@ def serve(
     history, from the archive and, with --bootstrap-servers, live Kafka past its end."""
     from pyrostore.serve import ServeConfig, parse_address, run
     from pyrostore.serve.kafka_options import client_options
+    from pyrostore.serve.tls import check_tls
 
     configure_logs(log_format)
     options = store_options(store_option, interactive=False)
@@ -550,6 +558,7 @@ def serve(
         group_initial_rebalance_delay=parse_duration(
             group_initial_rebalance_delay, "--group-initial-rebalance-delay"
         ).total_seconds(),
+        tls=check_tls(tls_cert, tls_key, tls_client_ca),
     )
     run(config, _stop_on_signals())
 

@@ -99,6 +99,11 @@ class KafkaUnavailable(PyrostoreError):
     """Kafka could not be reached, or refused a request."""
 
 
+class KafkaAccessDenied(KafkaUnavailable):
+    """Kafka refused the client: wrong credentials, an untrusted or refused certificate, or no ACL allowing an
+    operation. Waiting will not fix it, so nothing retries it."""
+
+
 # --- writers -----------------------------------------------------------------------------------------------
 
 

@@ -40,7 +40,8 @@ def _server(stack: Stack, name: str):
 
 @pytest.fixture(scope="session")
 def kafka(stack: Stack) -> KafkaServer:
-    """A running single-node Kafka broker (KRaft)."""
+    """A running single-node Kafka broker (KRaft), with a SASL_SSL listener too (``sasl_bootstrap``, ``users``,
+    ``ca_file``)."""
     return _server(stack, "kafka")
 
 
@@ -48,6 +49,12 @@ def kafka(stack: Stack) -> KafkaServer:
 def s3_server(stack: Stack) -> S3Server:
     """A running MinIO server with a test bucket."""
     return _server(stack, "s3")
+
+
+@pytest.fixture(scope="session")
+def s3_tls_server(stack: Stack) -> S3Server:
+    """A second MinIO server, serving HTTPS with a certificate of the stack's test CA (``ca_file``)."""
+    return _server(stack, "s3tls")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""The local stack of real servers: Kafka, an S3 server, a GCS emulator, etcd and kube-apiserver, PostgreSQL,
+"""The local stack of real servers: Kafka (with a SASL_SSL listener too), an S3 server (and a second one over
+HTTPS), a GCS emulator, etcd and kube-apiserver, PostgreSQL,
 and Toxiproxy for faults between them and their clients.
 
 ``Stack`` starts each server on first use, on free loopback ports with its data and log in one folder, and
@@ -19,10 +20,11 @@ from e2e.stack.process import Process, ServerFailed
 
 __all__ = ["SERVERS", "ServerFailed", "Stack"]
 
-SERVERS = ("kafka", "s3", "gcs", "kube", "postgres", "toxiproxy")
+SERVERS = ("kafka", "s3", "s3tls", "gcs", "kube", "postgres", "toxiproxy")
 _STARTERS: dict[str, Callable[[Path], Any]] = {
     "kafka": kafka.start,
     "s3": s3.start,
+    "s3tls": s3.start_tls,
     "gcs": gcs.start,
     "kube": kube.start,
     "postgres": postgres.start,
@@ -82,9 +84,14 @@ class Stack:
         if k := self._servers.get("kafka"):
             info |= {"kafka_bootstrap": k.bootstrap, "kafka_cluster_id": k.cluster_id}
             info |= {"kafka_proxied_upstream": k.proxied_upstream, "kafka_proxied_bootstrap": k.proxied_bootstrap}
+            info |= {"kafka_sasl_bootstrap": k.sasl_bootstrap, "kafka_ca_file": str(k.ca_file)}
+            info |= {f"kafka_user_{user}": password for user, password in k.users.items()}
         if s := self._servers.get("s3"):
             info |= {"s3_endpoint": s.endpoint, "s3_access_key": s.access_key, "s3_secret_key": s.secret_key}
             info |= {"s3_bucket": s.bucket, "s3_region": s.region}
+        if s := self._servers.get("s3tls"):
+            info |= {"s3tls_endpoint": s.endpoint, "s3tls_ca_file": str(s.ca_file)}
+            info |= {"s3tls_access_key": s.access_key, "s3tls_secret_key": s.secret_key}
         if g := self._servers.get("gcs"):
             info |= {"gcs_endpoint": g.endpoint, "gcs_bucket": g.bucket, "gcs_project": g.project}
         if kube_server := self._servers.get("kube"):

@@ -26,9 +26,9 @@ from pyrostore.archiver.decisions import largest, should_roll, start_position
 from pyrostore.archiver.flusher import Flushed, Flusher, InFlight
 from pyrostore.archiver.identity import TopicIdentity, ensure_descriptor
 from pyrostore.archiver.metrics import ArchiverMetrics
-from pyrostore.errors import FencedError, HistoryLost, KafkaUnavailable
+from pyrostore.errors import FencedError, HistoryLost, KafkaAccessDenied, KafkaUnavailable
 from pyrostore.index.writer import PartitionWriter
-from pyrostore.kafka import admin_client, describe_topic
+from pyrostore.kafka import Refusals, admin_client, check_group_access, describe_topic, refusal
 from pyrostore.messages import MessageColumns
 from pyrostore.store import ObjectStore, open_store
 
@@ -60,6 +60,7 @@ class Archiver:
         self._results: queue.Queue[Flushed] = queue.Queue()
         self._in_flight = InFlight()  # segments handed to flushers and not committed yet
         self._cooperative = "cooperative" in config.kafka_properties.get("partition.assignment.strategy", "")
+        self._refusals = Refusals(config.bootstrap_servers, lambda error: log.warning("Kafka: %s", error.str()))
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -68,6 +69,8 @@ class Archiver:
         config = self.config
         admin = admin_client(config.kafka_properties, config.bootstrap_servers)
         cluster_id, topic_id, partitions = describe_topic(admin, config.topic, config.bootstrap_servers)
+        # A consumer denied its group gets an error event confluent-kafka cannot hand over (see _loop): ask first.
+        check_group_access(admin, config.group, config.bootstrap_servers)
         identity = TopicIdentity(topic=config.topic, cluster_id=cluster_id, topic_id=topic_id)
         ensure_descriptor(self.store, identity)
         log.info(
@@ -80,7 +83,9 @@ class Archiver:
         )
         if config.metrics_port is not None:
             self.metrics.serve(config.metrics_port)
-        consumer = Consumer(consumer_config(config, self.writer_id), logger=log)
+        # Refusals are noted by the error callback and raised after the consume() that served it: an exception
+        # raised inside the callback reaches Python as a SystemError.
+        consumer = Consumer({**consumer_config(config, self.writer_id), "error_cb": self._refusals}, logger=log)
         consumer.subscribe([config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         thresholds = gc.get_threshold()
         # A consumed batch is up to 10k Message objects, which the garbage collector tracks. At the default
@@ -97,7 +102,13 @@ class Archiver:
     def _loop(self, consumer: Consumer, stop: threading.Event) -> None:
         lag_updated = 0.0
         while not stop.is_set():
-            self._take(consumer.consume(num_messages=_BATCH, timeout=0.2))
+            try:
+                self._take(consumer.consume(num_messages=_BATCH, timeout=0.2))
+            except SystemError as exc:  # confluent-kafka 2.x returns some error events with an exception pending
+                raise KafkaUnavailable(
+                    f"Kafka consumer failed: an error event could not be read ({exc.__cause__})"
+                ) from exc
+            self._refusals.check()
             self._roll_due(consumer)
             self._collect(consumer)
             if time.monotonic() - lag_updated > 2.0:
@@ -258,10 +269,15 @@ class Archiver:
             self._partitions.pop(partition, None)
 
     def _on_error(self, error: KafkaError) -> None:
+        """A consumer error event: a refusal (credentials, certificate, ACL) or a fatal error stops the archiver;
+        anything else (a broker down, a connection reset) is logged while librdkafka retries."""
         try:
+            refused = refusal(error, self.config.bootstrap_servers, self.config.topic)
             fatal = error.fatal() or error.code() == KafkaError._FATAL  # a fenced static member: _FATAL, not fatal()
         except SystemError:  # confluent-kafka 2.x hands some fatal error events over with an exception pending
-            fatal = True
+            refused, fatal = None, True
+        if refused is not None:
+            raise KafkaAccessDenied(refused)
         if fatal:
             raise KafkaUnavailable(f"Kafka consumer failed: {error.str()}")
         log.warning("Kafka: %s", error.str())

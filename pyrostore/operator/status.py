@@ -14,9 +14,17 @@ from confluent_kafka.admin import ConfigResource
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from pyrostore.errors import SecretUnavailable, StoreError, TopicNotFound
+from pyrostore.errors import KafkaAccessDenied, SecretUnavailable, StoreError, TopicNotFound
 from pyrostore.index.commits import read_head
-from pyrostore.kafka import admin_client, error_text, missing_topic, parse_properties
+from pyrostore.kafka import (
+    QuietLogger,
+    Refusals,
+    admin_client,
+    check_access,
+    error_text,
+    missing_topic,
+    parse_properties,
+)
 from pyrostore.operator.conditions import ArchiveObservation, PartitionState
 from pyrostore.store import ObjectStore, credential_options, open_store
 
@@ -77,10 +85,21 @@ def kafka_partitions(conf: dict[str, str], topic: str, at_risk_fraction: float) 
     Records before the third number are older than ``at_risk_fraction`` of the topic's ``retention.ms``
     (Kafka's offsetsForTimes); with unlimited retention it is the log start, so nothing is at risk.
     """
-    consumer = Consumer({**conf, "group.id": "pyrostore-operator-status", "enable.auto.commit": "false"})
+    bootstrap = conf["bootstrap.servers"]
+    refusals = Refusals(bootstrap)
+    consumer = Consumer(
+        {**conf, "group.id": "pyrostore-operator-status", "enable.auto.commit": "false", "error_cb": refusals},
+        logger=QuietLogger(),
+    )
     try:
-        metadata = consumer.list_topics(topic, timeout=_TIMEOUT)
+        try:
+            metadata = consumer.list_topics(topic, timeout=_TIMEOUT)
+        except KafkaException:
+            consumer.poll(0)  # serves the error callback: a refusal says more than "transport failure"
+            refusals.check()
+            raise
         described = metadata.topics.get(topic)
+        check_access(described, bootstrap)
         if described is None or described.error is not None or not described.partitions:
             raise missing_topic(topic, conf["bootstrap.servers"])
         marks = {
@@ -107,6 +126,8 @@ def observe_archive(
         kafka = kafka_partitions(kafka_conf, topic, at_risk_fraction)
     except TopicNotFound as exc:
         return ArchiveObservation(error_reason="TopicNotFound", error=str(exc))
+    except KafkaAccessDenied as exc:
+        return ArchiveObservation(error_reason="KafkaAccessDenied", error=str(exc))
     except KafkaException as exc:
         return ArchiveObservation(error_reason="KafkaUnavailable", error=f"Kafka: {error_text(exc)}")
     partitions = []

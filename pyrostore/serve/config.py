@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pyrostore.errors import InvalidSetting
+from pyrostore.serve.tls import ServeTLS
 
 DEFAULT_PORT = 9092
 MAX_REQUEST_BYTES = 100 * 2**20
@@ -63,6 +64,7 @@ class ServeConfig:
     topics_interval: float = 10.0  # seconds: how stale the list of topics and partitions may be
     cache_bytes: int = 256 * 2**20  # built record batches kept for reuse
     group_initial_rebalance_delay: float = 3.0  # seconds a new group waits for more members (Kafka's default)
+    tls: ServeTLS | None = None  # the listener speaks TLS (clients: security.protocol=SSL)
 
     def __post_init__(self) -> None:
         if self.advertise is None and self.listen.host in _ANY:

@@ -29,6 +29,7 @@ SUPPORTED = (
     "client.id",
     "request.timeout.ms",
     "metadata.max.age.ms",
+    "ssl.ca.pem",
     *_SSL_FILES,
     *_IGNORED,
 )
@@ -59,7 +60,9 @@ def client_options(properties: Mapping[str, str], bootstrap: str) -> dict[str, A
     if protocol.endswith("SSL"):
         files = {arg: properties[key] for key, arg in _SSL_FILES.items() if key in properties}
         try:
-            context = create_ssl_context(**files, password=properties.get("ssl.key.password"))
+            context = create_ssl_context(
+                **files, cadata=properties.get("ssl.ca.pem"), password=properties.get("ssl.key.password")
+            )
         except (OSError, ValueError) as exc:
             raise InvalidKafkaProperties(f"cannot load the TLS files of the Kafka properties: {exc}") from exc
         verify = "enable.ssl.certificate.verification"

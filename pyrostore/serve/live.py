@@ -6,24 +6,28 @@ per connection, so each client connection gets a Kafka client of its own for fet
 hold no other client's requests); extents and offsets are asked on one shared client.
 
 Kafka being unreachable is not an error here: every call answers None (logged once per outage), and the server
-serves the archive alone until Kafka answers again.
+serves the archive alone until Kafka answers again. Kafka refusing the server at start (wrong credentials, an
+untrusted certificate, no ACL for a served topic) is: waiting would not fix it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import KafkaError
+from aiokafka.conn import create_conn
+from aiokafka.errors import KafkaError, SaslAuthenticationFailed
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.protocol.offset import OffsetRequest
 from aiokafka.structs import TopicPartition
 
+from pyrostore.errors import KafkaAccessDenied
 from pyrostore.serve.decisions import EARLIEST, LATEST
 
 log = logging.getLogger("pyrostore.serve")
@@ -31,6 +35,16 @@ T = TypeVar("T")
 RETRY_INTERVAL = 1.0  # seconds between attempts to reach an unreachable cluster
 METADATA_ATTEMPTS = 3  # metadata requests to learn of a topic Kafka may not know
 _FAILURES = (KafkaError, OSError, asyncio.TimeoutError)
+# AIOKafkaClient arguments that make its connections (create_conn takes the same names).
+_CONNECTION = (
+    "client_id",
+    "request_timeout_ms",
+    "ssl_context",
+    "security_protocol",
+    "sasl_mechanism",
+    "sasl_plain_username",
+    "sasl_plain_password",
+)
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its connection errors repeat ours, once per attempt
 
 
@@ -110,10 +124,41 @@ class LiveCluster:
         self._refreshing: dict[str, asyncio.Future] = {}
         self._down_since: float | None = None
 
-    async def start(self) -> None:
-        """Connect for look-ups; an unreachable cluster is logged and tried again when needed."""
-        if await self._lookups.ready() is None:
+    async def start(self, topics: Iterable[str] = ()) -> None:
+        """Connect for look-ups; an unreachable cluster is logged and tried again when needed. Raises
+        KafkaAccessDenied when Kafka refuses the server's credentials or certificate, or denies it one of
+        ``topics`` (the served ones)."""
+        client = await self._lookups.ready()
+        if client is None:
+            if (why := await self._refusal()) is not None:
+                raise KafkaAccessDenied(why)
             self._went_down("cannot reach it at start")
+            return
+        for topic in topics:
+            try:
+                await _learn(client, topic)
+            except _FAILURES:
+                continue  # a look-up that fails now is retried when a client needs it
+            if topic in client.cluster.unauthorized_topics:
+                raise KafkaAccessDenied(
+                    f"Kafka at {self.bootstrap}: not authorized for topic {topic!r}: the server's user has no ACL "
+                    "allowing it to describe and read the topic"
+                )
+
+    async def _refusal(self) -> str | None:
+        """Why Kafka refuses a connection (authentication, certificate), or None: aiokafka's bootstrap says only
+        that it failed, so one connection is made here to see the reason."""
+        host, _, port = self.options["bootstrap_servers"][0].rpartition(":")
+        try:
+            conn = await create_conn(host, int(port), **{k: self.options[k] for k in _CONNECTION if k in self.options})
+        except SaslAuthenticationFailed as exc:
+            return f"Kafka at {self.bootstrap}: authentication failed: {exc}"
+        except ssl.SSLCertVerificationError as exc:
+            return f"Kafka at {self.bootstrap}: TLS certificate verify failed: {exc.verify_message}"
+        except (*_FAILURES, ValueError):
+            return None
+        conn.close()
+        return None
 
     async def close(self) -> None:
         """Close every client."""

@@ -26,6 +26,7 @@ from pyrostore.serve.groups import Coordinator, GroupOffsets, GroupSettings
 from pyrostore.serve.kafka_options import client_options
 from pyrostore.serve.live import LiveCluster
 from pyrostore.serve.metrics import ServeMetrics
+from pyrostore.serve.tls import server_context
 from pyrostore.serve.versions import advertised
 
 log = logging.getLogger("pyrostore.serve")
@@ -61,10 +62,11 @@ class Server:
         StoreError, ListenFailed."""
         topics = await asyncio.to_thread(self.catalog.load)
         if self.live is not None:
-            await self.live.start()
+            await self.live.start(topics)
         listen = self.config.listen
+        context = server_context(self.config.tls) if self.config.tls is not None else None
         try:
-            self._server = await asyncio.start_server(self._accept, listen.host or None, listen.port)
+            self._server = await asyncio.start_server(self._accept, listen.host or None, listen.port, ssl=context)
         except OSError as exc:
             raise ListenFailed(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
         port = self._server.sockets[0].getsockname()[1]
@@ -87,11 +89,12 @@ class Server:
             metrics=self.metrics,
         )
         log.info(
-            "serving %s from %s%s on %s as node %d at %s",
+            "serving %s from %s%s on %s%s as node %d at %s",
             ", ".join(sorted(topics)) or "no topic yet",
             self.archive.store.url,
             f" and live Kafka at {self.live.bootstrap}" if self.live else "",
             Address(listen.host, port),
+            _tls_mode(self.config),
             self.config.node_id,
             address,
             extra={"listen": str(Address(listen.host, port)), "advertise": str(address), "topics": sorted(topics)},
@@ -129,6 +132,12 @@ class Server:
         if self.live is not None:
             await self.live.close()
         self.metrics.close()
+
+
+def _tls_mode(config: ServeConfig) -> str:
+    if config.tls is None:
+        return ""
+    return " over TLS" + (" with client certificates" if config.tls.client_ca is not None else "")
 
 
 def run(config: ServeConfig, stop: threading.Event) -> None:

@@ -42,6 +42,7 @@ OPTIONS: dict[str, type] = {
     "session_token": str,
     "profile": str,
     "retry_deadline": float,
+    "ca_bundle": str,
 }
 # Environment variables (and Secret keys) that carry S3 credentials, and the options they become.
 CREDENTIALS: dict[str, str] = {
@@ -100,12 +101,15 @@ class S3Store:
         session_token: str | None = None,
         profile: str | None = None,
         retry_deadline: float | None = None,
+        ca_bundle: str | None = None,
     ) -> None:
         """Open the store; options left out come from the standard AWS environment variables and files.
 
         ``retry_deadline``: seconds an operation may spend retrying transient failures before it raises
         (StoreUnreachable when the endpoint cannot be reached); None or infinite: retry for ever. Nothing is
-        sent to the storage server until the first operation. Raises InvalidStoreURL for a bad option.
+        sent to the storage server until the first operation. ``ca_bundle``: a PEM file of the CAs to trust for
+        an HTTPS endpoint signed by a private CA (default: the system's, or ``AWS_CA_BUNDLE``). Raises
+        InvalidStoreURL for a bad option.
         """
         self._bucket = bucket
         self._root = prefix.strip("/")
@@ -113,6 +117,8 @@ class S3Store:
         self._endpoint = redact(endpoint_url) if endpoint_url else "AWS S3"
         if (access_key_id is None) != (secret_access_key is None):
             raise InvalidStoreURL(f"open {self._url}: give access_key_id and secret_access_key together")
+        if ca_bundle is not None and not os.path.isfile(ca_bundle):
+            raise InvalidStoreURL(f"open {self._url}: ca_bundle {ca_bundle!r} is not a readable file")
         self._deadline = check_deadline(self._url, retry_deadline)
         self._retrier = Retrier(self._url, self._endpoint, self._deadline, _transient, lambda exc: scrub(str(exc)))
         connect_timeout, read_timeout = attempt_timeouts(self._deadline)
@@ -132,7 +138,7 @@ class S3Store:
                 # MinIO and most S3-compatible servers want bucket names in the path, not the host name.
                 s3={"addressing_style": "path"} if endpoint_url else None,
             )
-            self._client = session.client("s3", endpoint_url=endpoint_url, config=config)
+            self._client = session.client("s3", endpoint_url=endpoint_url, config=config, verify=ca_bundle)
         except ProfileNotFound as exc:
             raise InvalidStoreURL(f"open {self._url}: AWS profile {exc.kwargs.get('profile')!r} not found") from exc
         except ValueError as exc:  # botocore's answer to a malformed endpoint URL
@@ -320,6 +326,11 @@ class S3Store:
             return StoreError(f"{where}: {code or status}: {message}".rstrip(": "))
         if isinstance(exc, NoCredentialsError):
             return AccessDenied(f"{where}: no AWS credentials in the options, environment or config files")
+        if isinstance(exc, SSLError):
+            return StoreError(
+                f"{where}: TLS with {self._endpoint} failed: {scrub(str(exc))} (trust a private CA with the store "
+                "option ca_bundle=FILE)"
+            )
         if _unreachable(exc):
             return unreachable(where, self._endpoint, self._deadline, scrub(str(exc)))
         return StoreError(f"{where} (endpoint {self._endpoint}): {scrub(str(exc))}")
