@@ -26,7 +26,8 @@ def endpoint_arguments(endpoint_url: str) -> dict[str, str]:
 
 
 def s3_arguments(options: Mapping[str, Any], environment: Mapping[str, str]) -> dict[str, Any]:
-    """``pyarrow.fs.S3FileSystem`` arguments for the S3 store options (``endpoint_url``, ``region``, the keys).
+    """``pyarrow.fs.S3FileSystem`` arguments for the S3 store options (``endpoint_url``, ``region``, the keys, and
+    ``ca_bundle``: the CAs to trust for an S3 server with a private certificate).
 
     The region is the store's (:func:`~pyrostore.store.s3.store_region`); a profile, and its region, are resolved
     by :func:`s3_filesystem` (pyarrow has no profile argument). Path-style addressing is pyarrow's default, which is
@@ -41,6 +42,7 @@ def s3_arguments(options: Mapping[str, Any], environment: Mapping[str, str]) -> 
         ("access_key_id", "access_key"),
         ("secret_access_key", "secret_key"),
         ("session_token", "session_token"),
+        ("ca_bundle", "tls_ca_file_path"),
     ):
         if options.get(option):
             arguments[argument] = str(options[option])

@@ -17,6 +17,7 @@ from pyrostore.layout import ROOT_PREFIX, segment_prefix
 from pyrostore.sql import segment_urls
 from pyrostore.sql.files import commit_millis
 from pyrostore.store import open_store
+from tests.helpers import build_partition
 from tests.sql_helpers import PARTITIONS, QUERIES, archive_edge_topic, kafka_answers
 
 
@@ -133,3 +134,22 @@ def test_gcs_answers_match(archived, gcs_server):
     copy_archive(store, open_store(url, endpoint_url=gcs_server.endpoint, project=gcs_server.project))
     options = {"endpoint_url": gcs_server.endpoint, "project": gcs_server.project}
     assert sql_answers(url, topic, options) == kafka_answers(expected)
+
+
+def test_an_s3_server_with_a_private_ca_is_trusted_with_ca_bundle(s3_tls_server):
+    """MinIO over HTTPS with the stack's test CA: ``-o ca_bundle=FILE`` reaches pyarrow's S3 filesystem too; without
+    it the query fails with one line (no traceback)."""
+    url = f"s3://{s3_tls_server.bucket}/sql-tls-{os.urandom(4).hex()}"
+    options = {"endpoint_url": s3_tls_server.endpoint, "region": "us-east-1"}
+    keys = {"AWS_ACCESS_KEY_ID": s3_tls_server.access_key, "AWS_SECRET_ACCESS_KEY": s3_tls_server.secret_key}
+    trusted = {**options, "ca_bundle": str(s3_tls_server.ca_file)}
+    build_partition(open_store(url, **trusted, **_keys(s3_tls_server)), "orders", 0, segments=2)
+    result = sql(url, 'SELECT count(*) AS n FROM "orders"', trusted, "--format", "csv", env=keys)
+    assert result.returncode == 0 and result.stdout.splitlines()[1:] == ["20"], result.stderr
+    refused = sql(url, 'SELECT count(*) AS n FROM "orders"', options, "--format", "csv", env=keys)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "certificate" in refused.stderr, refused.stderr
+
+
+def _keys(server) -> dict[str, str]:
+    return {"access_key_id": server.access_key, "secret_access_key": server.secret_key}
