@@ -9,8 +9,7 @@ import time
 
 from pyrostore.index.commits import read_head
 from pyrostore.store import open_store
-from tests.integration.test_archiver_resilience import _assert_archive_equals_topic
-from tests.kafka_helpers import ArchiverProcess, keep_producing, wait_for
+from tests.kafka_helpers import ArchiverProcess, assert_archive_equals_topic, keep_producing, wait_for
 
 SESSION_MS = 60_000  # far above a restart: a dynamic member would wait this long for its partitions
 LONG_SESSION = ("-X", f"session.timeout.ms={SESSION_MS}", "-X", "heartbeat.interval.ms=1000")
@@ -54,7 +53,7 @@ def test_a_sigkilled_archiver_with_an_instance_id_resumes_within_seconds(kafka, 
         stop.set()
         producer.join()
     try:
-        _assert_archive_equals_topic(kafka, topic, 3, url, archiver.log)
+        assert_archive_equals_topic(kafka.bootstrap, topic, 3, url, archiver.log)
     finally:
         assert archiver.stop() == 0, archiver.log_text()[-3000:]
     with capsys.disabled():
@@ -92,6 +91,6 @@ def test_two_archivers_with_one_instance_id_never_both_commit(kafka, new_topic, 
         stop.set()
         producer.join()
     try:
-        _assert_archive_equals_topic(kafka, topic, 2, url, second.log)
+        assert_archive_equals_topic(kafka.bootstrap, topic, 2, url, second.log)
     finally:
         assert second.stop() == 0, second.log_text()[-3000:]

@@ -23,8 +23,7 @@ from pyrostore.operator.manifests import (
 )
 from pyrostore.operator.settings import OperatorSettings
 from pyrostore.store import open_store
-from tests.integration.test_archiver_resilience import _assert_archive_equals_topic
-from tests.kafka_helpers import keep_producing
+from tests.kafka_helpers import assert_archive_equals_topic, keep_producing
 from tests.operator_helpers import (
     GROUP,
     VERSION,
@@ -100,7 +99,7 @@ def test_a_sigkilled_archiver_pod_rejoins_under_its_pod_name_within_seconds(
         stop.set()
         producer.join()
     try:
-        _assert_archive_equals_topic(kafka, topic, 3, url, log)
+        assert_archive_equals_topic(kafka.bootstrap, topic, 3, url, log)
     finally:
         archiver.send_signal(signal.SIGTERM)
         assert archiver.wait(60) == 0, log.read_text()[-3000:]
