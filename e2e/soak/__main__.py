@@ -89,6 +89,7 @@ class Soak:
         self.rss_end: dict[str, float | None] = {}
         self.pids_mid: dict[str, int] = {}
         self.pids_end: dict[str, int] = {}
+        self.load = (0.0, 0.0, 0.0)
 
     # --- processes ---------------------------------------------------------------------------------------
 
@@ -195,6 +196,7 @@ class Soak:
         events = _schedule(self.seconds, self.rng)
         mid = min(MID, self.seconds / 2)
         started = time.monotonic()
+        self.load = os.getloadavg()
         print(
             f"soak of {self.seconds / 60:.0f} min: {sum(e == 'kill' for _, e in events)} archiver SIGKILLs, "
             f"{BROKER_RESTARTS} broker restarts; logs in {self.folder}",
@@ -320,22 +322,29 @@ class Soak:
         faults, readers, replay = figures["faults"], figures["readers"], figures["replay"]
         archived, archive_lost, archive_doubled = figures["archive"]
         mid_label = f"{min(MID, self.seconds / 2) / 60:g} min"
-        rows = []
-        for name in ("archiver-0", "archiver-1"):
+        replicas = ("archiver-0", "archiver-1")
+        retries = {name: retries_logged(self.folder / f"{name}.log") for name in replicas}
+        rows = [
+            Component(
+                "archivers",
+                faults["archivers"],
+                sum(retries.values()),
+                sum(self.sigkills.values()),
+                note="both replicas, through one fault proxy",
+            ),
+        ]
+        for name in replicas:
             restarted = self.pids_mid.get(name) != self.pids_end.get(name)
             rows.append(
                 Component(
-                    name,
+                    f"  {name}",
+                    retries=retries[name],
                     sigkills=self.sigkills[name],
-                    restarts=len(self.exits.get(name, [])),
-                    retries=retries_logged(self.folder / f"{name}.log"),
                     rss_mid=self.rss_mid.get(name),
                     rss_end=self.rss_end.get(name),
-                    note="restarted since" if restarted else "",
+                    note="restarted since the first RSS" if restarted else "",
                 )
             )
-        rows[0].faults = faults["archivers"]
-        rows[0].note = (rows[0].note + "; faults: both replicas").lstrip("; ")
         rows.append(Component("archive", records=archived, lost=archive_lost, doubled=archive_doubled))
         rows.append(
             Component(
@@ -379,6 +388,10 @@ class Soak:
         total = {k: sum(c[k] for c in faults.values()) for k in next(iter(faults.values()))}
         injected = sum(v for k, v in total.items() if k != "requests")
         print(f"\n=== soak report: {minutes:g} min, topic {self.topic} ({PARTITIONS} partitions) ===")
+        print(
+            f"machine: {os.cpu_count()} cores, load average {self.load[0]:.1f} at the start, "
+            f"{os.getloadavg()[0]:.1f} at the end (1 min)"
+        )
         print(
             f"produced {produced.get('sent')} records ({produced.get('delivered')} acknowledged, failed "
             f"{produced.get('failed')}); topic ends {figures['ends']}"

@@ -32,12 +32,17 @@ def retries_logged(log: Path) -> int:
         return 0
 
 
+def _hashable(row: tuple) -> tuple:
+    """The row with its headers (a list of pairs) as a tuple."""
+    return tuple(tuple(map(tuple, field)) if isinstance(field, list) else field for field in row)
+
+
 def lost_and_doubled(expected: dict[int, list[tuple]], found: dict[int, list[tuple]]) -> tuple[int, int]:
     """(records of ``expected`` missing from ``found``, records of ``found`` beyond ``expected``), comparing
     each partition's records as multisets: a record changed on the way counts as one lost and one extra."""
     lost = doubled = 0
     for p in expected.keys() | found.keys():
-        want, got = Counter(expected.get(p, [])), Counter(found.get(p, []))
+        want, got = Counter(map(_hashable, expected.get(p, []))), Counter(map(_hashable, found.get(p, [])))
         lost += sum((want - got).values())
         doubled += sum((got - want).values())
     return lost, doubled
@@ -76,8 +81,7 @@ class Component:
     name: str
     faults: dict[str, int] = field(default_factory=dict)  # the fault proxy's counts: requests and each kind
     retries: int | None = None
-    sigkills: int = 0
-    restarts: int = 0  # unexpected exits, restarted
+    sigkills: int | None = None
     records: int | None = None
     lost: int | None = None
     doubled: int | None = None

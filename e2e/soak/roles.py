@@ -168,11 +168,11 @@ def reader(config: dict[str, Any]) -> None:
     tally, last = Tally(partitions), time.monotonic()
     while not stop.is_set():
         for message in consumer.consume(num_messages=500, timeout=0.5):
-            if message.error() is not None:
-                tally.errors[message.error().name()] += 1
-                logging.warning("consume: %s", message.error())
+            if (error := message.error()) is not None:
+                tally.errors[error.name()] += 1
+                logging.warning("consume: %s", error)
             else:
-                tally.see(message.partition(), message.offset(), message.value())
+                tally.see(message.partition() or 0, message.offset() or 0, message.value())
         if time.monotonic() - last > TICK:
             write_status(config["status"], tally.figures())
             last = time.monotonic()
