@@ -31,7 +31,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.common import running_stack
-from e2e.soak.report import Component, ReaderCheck, lost_and_doubled, retries_logged, rss_mb, table
+from e2e.soak.report import Component, ReaderCheck, lost_and_doubled, process_age, retries_logged, rss_mb, table
 from e2e.soak.roles import digest, read_status
 from e2e.stack import s3 as stack_s3
 from pyrostore.index.commits import read_head
@@ -46,6 +46,7 @@ KILL_EVERY = 27.0  # seconds between archiver SIGKILLs, on average: 22 in 10 min
 BROKER_RESTARTS = 3
 MID = 300.0  # RSS is taken at 5 minutes (or half-way through a shorter run) and at the end
 NO_KAFKA = "error: cannot reach Kafka"  # the one line of a process that found no broker at start
+SETTLED = 20.0  # seconds a process runs before its first RSS counts
 COMPONENTS = ("archivers", "serve", "consumer", "replay")
 
 
@@ -188,6 +189,15 @@ class Soak:
                 print(f"  !! {name} exited by itself ({code}: {last[:100]}); restarting it", flush=True)
                 proc.start()
 
+    def take_mid_rss(self, now: float) -> None:
+        """The first RSS of each role, taken once its process has run SETTLED seconds (a replica SIGKILLed a
+        moment ago would show a process still starting)."""
+        for name, proc in self.roles.items():
+            if name not in self.rss_mid and proc.proc and (process_age(proc.proc.pid) or 0) >= SETTLED:
+                self.rss_mid[name], self.pids_mid[name] = rss_mb(proc.proc.pid), proc.proc.pid
+        if len(self.rss_mid) == len(self.roles):
+            print(f"  {now:5.0f} s  RSS taken", flush=True)
+
     def rss(self) -> dict[str, float | None]:
         """Each running role's resident memory in MB."""
         return {name: rss_mb(proc.proc.pid) for name, proc in self.roles.items() if proc.proc}
@@ -206,10 +216,8 @@ class Soak:
             flush=True,
         )
         while (now := time.monotonic() - started) < self.seconds:
-            if not self.rss_mid and now >= mid:
-                self.rss_mid = self.rss()
-                self.pids_mid = {name: proc.proc.pid for name, proc in self.roles.items() if proc.proc}
-                print(f"  {now:5.0f} s  RSS taken", flush=True)
+            if now >= mid and len(self.rss_mid) < len(self.roles):
+                self.take_mid_rss(now)
             if events and now >= events[0][0]:
                 _, what = events.pop(0)
                 if what == "kill":
