@@ -8,7 +8,7 @@ VENV_PY = "$$venv/bin/python"
 BENCHES ?= $(filter-out __init__ common,$(basename $(notdir $(wildcard bench/*.py))))
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: demo test bench lint lock servers
+.PHONY: demo test bench soak lint lock servers
 
 demo: ## Start the stack and run the main job end to end
 	$(IN_VENV) $(VENV_PY) -m e2e.demo
@@ -21,6 +21,9 @@ servers: ## Fetch and build every server of the stack (cached; a server that fai
 
 bench: ## Every benchmark (or those named in BENCHES), each printing Pyrostore beside its baseline
 	$(IN_VENV) for b in $(BENCHES); do $(VENV_PY) bench/$$b.py || exit 1; done
+
+soak: ## MINUTES (default 10) of archiving and reading under store faults, SIGKILLs and broker restarts; a report
+	$(IN_VENV) $(VENV_PY) -m e2e.soak --minutes $(or $(MINUTES),10)
 
 lint: ## ruff (lint and format) and mypy
 	$(IN_VENV) $(VENV_PY) -m ruff check . && $(VENV_PY) -m ruff format --check . && $(VENV_PY) -m mypy
