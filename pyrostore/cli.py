@@ -671,8 +671,9 @@ def iceberg_sync(
     while True:
         try:
             archive.partitions(name)  # TopicNotFound before any table is made for it
-            iceberg = open_table(open_catalog(catalog, catalog_uri, properties), identifier, location, fallback)
-            result = sync_topic(archive, name, iceberg)
+            # Closed after each round: a SQL catalog holds a connection pool, and --follow runs for ever.
+            with open_catalog(catalog, catalog_uri, properties) as opened:
+                result = sync_topic(archive, name, open_table(opened, identifier, location, fallback))
         except CommitFailedException as exc:
             problem: PyrostoreError = CommitConflict(f"table {table}: another commit came first; nothing was changed")
             problem.__cause__ = exc

@@ -7,9 +7,8 @@ from collections.abc import Mapping
 from pyiceberg.catalog import Catalog, load_catalog
 
 from pyrostore.errors import UsageError
+from pyrostore.iceberg import URI_CATALOG_NAME
 from pyrostore.layout import check_topic
-
-URI_CATALOG_NAME = "pyrostore"
 
 # Store options of an S3 archive (pyrostore/store/s3.py) and the pyiceberg FileIO properties that read the same
 # objects: readers of the table (and the sync, for segment footers) reach the segments with them.

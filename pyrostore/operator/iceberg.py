@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from pyrostore.errors import InvalidSetting
+from pyrostore.iceberg import URI_CATALOG_NAME
 from pyrostore.operator.manifests import (
     ARCHIVE_LABEL,
     Manifest,
@@ -110,7 +111,7 @@ def catalog_settings(body: Mapping, secret: Mapping[str, str]) -> tuple[str, dic
     iceberg = _iceberg_spec(body)
     extra = {str(k): str(v) for k, v in (iceberg.get("properties") or {}).items()}
     if "catalogUri" in iceberg:
-        return "pyrostore", {"uri": iceberg["catalogUri"], **extra}
+        return URI_CATALOG_NAME, {"uri": iceberg["catalogUri"], **extra}
     name, key = catalog_name(body), catalog_key(body)
     where = f"Secret {iceberg['catalogSecret']['name']} key {key}"
     if key not in secret:

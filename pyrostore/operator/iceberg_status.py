@@ -37,12 +37,12 @@ def observe_iceberg(api: client.ApiClient, namespace: str, body: Mapping) -> dic
         name, given = iceberg.catalog_settings(body, secrets)
         secrets |= iceberg.sensitive(given)
         properties = catalog_properties(None, given, storage["url"], options, store_region(None, {}))
-        catalog = open_catalog(name, None, properties)
-        try:
-            table = catalog.load_table(parse_table(spec["iceberg"]["table"]))
-        except (NoSuchTableError, NoSuchNamespaceError):
-            return iceberg.iceberg_status(body, None)
-        return iceberg.iceberg_status(body, synced_snapshot(table, spec["kafka"]["topic"]))
+        with open_catalog(name, None, properties) as catalog:  # closed: a SQL catalog holds a connection pool
+            try:
+                table = catalog.load_table(parse_table(spec["iceberg"]["table"]))
+            except (NoSuchTableError, NoSuchNamespaceError):
+                return iceberg.iceberg_status(body, None)
+            return iceberg.iceberg_status(body, synced_snapshot(table, spec["kafka"]["topic"]))
     except ImportError as exc:
         return iceberg.iceberg_status(body, None, f"the operator's image lacks the iceberg extra: {exc}")
     except (PyrostoreError, OSError, ValueError) as exc:

@@ -13,7 +13,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 
 from e2e.stack import spark
 from pyrostore.archive import Archive
-from pyrostore.iceberg.catalog import URI_CATALOG_NAME
+from pyrostore.iceberg import URI_CATALOG_NAME
 from pyrostore.sql.output import json_value
 from pyrostore.sql.session import run_query
 from tests.iceberg_helpers import committed_files, s3_properties

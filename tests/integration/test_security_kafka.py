@@ -66,15 +66,7 @@ def test_archiver_archives_over_sasl_ssl_into_s3_over_https(kafka, s3_tls_server
 def test_archiver_stops_with_one_line_when_kafka_refuses_it(kafka, tmp_path, case):
     topic = restricted_topic(kafka)
     produce_numbered(kafka.bootstrap, topic, 5)
-    props = properties_file(tmp_path, refused_properties(kafka, case))
-    archiver = ArchiverProcess(
-        kafka.sasl_bootstrap,
-        topic,
-        str(tmp_path / "archive"),
-        tmp_path / "archiver.log",
-        "--kafka-properties",
-        str(props),
-    )
+    archiver = _sasl_archiver(kafka, topic, tmp_path, refused_properties(kafka, case))
     started = time.monotonic()
     archiver.start()
     assert archiver.wait(60) == 1, archiver.log_text()[-2000:]
@@ -108,17 +100,8 @@ def test_a_stopped_archiver_with_the_group_refused_says_so(kafka, tmp_path):
     )
     for future in admin.create_acls([allow]).values():
         future.result(30)
-    props = properties_file(tmp_path, kafka.sasl_properties("outsider"))  # ... but not use the group
-    archiver = ArchiverProcess(
-        kafka.sasl_bootstrap,
-        topic,
-        str(tmp_path / "archive"),
-        tmp_path / "archiver.log",
-        "--kafka-properties",
-        str(props),
-        "--group",
-        group,
-    ).start()
+    # ... but not use the group
+    archiver = _sasl_archiver(kafka, topic, tmp_path, kafka.sasl_properties("outsider"), "--group", group).start()
     assert archiver.wait(60) == 1, archiver.log_text()[-2000:]
     assert_one_line_error(archiver.log_text(), "not authorized for consumer group", *kafka.users.values())
 
@@ -167,3 +150,17 @@ def test_s3_over_https_needs_the_private_ca(s3_tls_server, tmp_path):
     )
     assert missing.returncode == 2
     assert_one_line_error(missing.stderr, "is not a readable file")
+
+
+def _sasl_archiver(kafka, topic: str, tmp_path, properties: dict[str, str], *extra: str) -> ArchiverProcess:
+    """An archiver of ``topic`` over the SASL_SSL listener, its client properties in a file (not started)."""
+    props = properties_file(tmp_path, properties)
+    return ArchiverProcess(
+        kafka.sasl_bootstrap,
+        topic,
+        str(tmp_path / "archive"),
+        tmp_path / "archiver.log",
+        "--kafka-properties",
+        str(props),
+        *extra,
+    )
