@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from pyrostore.archive import Archive
 from pyrostore.errors import TopicNotFound
@@ -59,11 +59,24 @@ def kafka_rows(bootstrap: str, topic: str, partitions: int) -> dict[int, list[Ro
         if message is None:
             continue
         if message.error():
-            ended.add(message.partition())
+            if _at_committed_end(consumer, message):
+                ended.add(message.partition())
             continue
         rows[message.partition()].append(row(message))
     consumer.close()
     return rows
+
+
+def _at_committed_end(consumer: Consumer, message: Message) -> bool:
+    """Whether an error event is the end of its partition with every transaction on it decided.
+
+    A producer's ``commit_transaction`` returns before the broker has written the commit markers, so a
+    read_committed reader started at once can reach "end of partition" at a last stable offset still
+    short of the high watermark; it must read on, not stop there with nothing."""
+    if message.error().code() != KafkaError._PARTITION_EOF:
+        return False  # transient (a new topic's leader not yet known, say): read on until the deadline
+    partition = TopicPartition(message.topic(), message.partition())
+    return message.offset() >= consumer.get_watermark_offsets(partition, timeout=10, cached=False)[1]
 
 
 def archive_rows(url: str, topic: str, partitions: int, **options) -> dict[int, list[Row]]:
