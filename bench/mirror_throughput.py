@@ -4,9 +4,10 @@ plain copy of the same objects with the client libraries (boto3 ``get_object`` i
 checks every digest and writes commits in order; the ratio says what that costs.
 
 Builds the archive with the index writer (segments of incompressible values, one commit per segment), then runs
-each side ``--rounds`` times into a fresh target prefix, in turns, and keeps each side's fastest run.
+each side ``--rounds`` times into a fresh target prefix, in turns (the order alternating), and reports each
+side's median time, the ratio of the medians, and each round's own ratio (the machine is shared and noisy).
 
-    python bench/mirror_throughput.py [--mb 1000] [--segment-mb 8] [--partitions 4] [--rounds 2]
+    python bench/mirror_throughput.py [--mb 1000] [--segment-mb 8] [--partitions 4] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +24,7 @@ from bench.common import running_stack
 from e2e.stack.s3 import client as s3_client
 from pyrostore.index.writer import PartitionWriter
 from pyrostore.mirror import Mirror
-from pyrostore.mirror.tree import PARALLEL_COPIES
+from pyrostore.mirror.copier import PARALLEL_COPIES
 from pyrostore.segment import encode_segment, records_to_table
 from pyrostore.store import ObjectStore, open_store
 
@@ -72,7 +74,7 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=1000.0, help="MB of segments in the archive")
     parser.add_argument("--segment-mb", type=float, default=8.0, help="size of each segment")
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=2, help="runs of each side (the best counts)")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each side (medians count)")
     args = parser.parse_args()
 
     from google.auth.credentials import AnonymousCredentials
@@ -100,7 +102,7 @@ def main() -> None:
             client_options={"api_endpoint": gcs_server.endpoint},
         )
         gcs_bucket = client.bucket(gcs_server.bucket)
-        best: dict[str, float] = {}
+        times: dict[str, list[float]] = {"plain": [], "mirror": []}
         for round_ in range(args.rounds):
             for side in ("plain", "mirror") if round_ % 2 == 0 else ("mirror", "plain"):
                 target_prefix = f"{prefix}-{side}-{round_}"
@@ -111,12 +113,16 @@ def main() -> None:
                     target = open_store(f"gs://{gcs_server.bucket}/{target_prefix}", **gcs_options)
                     Mirror(source, target).run_once()
                 seconds = time.perf_counter() - started
-                best[side] = min(best.get(side, seconds), seconds)
+                times[side].append(seconds)
                 print(f"  round {round_} {side}: {seconds:.2f} s", flush=True)
 
-    plain_mbs, mirror_mbs = stored / best["plain"] / 1e6, stored / best["mirror"] / 1e6
-    print(f"\n{'archive MB':>10} | {'plain copy MB/s':>15} | {'mirror MB/s':>11} | {'ratio':>5}")
+    plain_mbs = stored / statistics.median(times["plain"]) / 1e6
+    mirror_mbs = stored / statistics.median(times["mirror"]) / 1e6
+    rounds = " ".join(f"{p / m:.2f}" for p, m in zip(times["plain"], times["mirror"], strict=True))
+    print(f"\nmedians of {args.rounds} round(s)")
+    print(f"{'archive MB':>10} | {'plain copy MB/s':>15} | {'mirror MB/s':>11} | {'ratio':>5}")
     print(f"{stored / 1e6:>10.0f} | {plain_mbs:>15.1f} | {mirror_mbs:>11.1f} | {mirror_mbs / plain_mbs:>5.2f}")
+    print(f"per-round ratios: {rounds}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Every byte the mirror writes passes through here, so this is where the rate limit and the copied-object counts
 live. A segment is checked against the digest its index entry names before it is written; a damaged one is
-never copied.
+never copied. At most ``PARALLEL_COPIES`` segments are copied at once across all partitions being mirrored.
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from pyrostore.errors import IntegrityError, ObjectNotFound
 from pyrostore.replay.ratelimit import TokenBucket
 from pyrostore.store import ObjectStore
 
+PARALLEL_COPIES = 4  # segments copied at once: each is a read, a digest and a write of up to tens of MB
 # Called after each object written to the target, with its key and size.
 OnCopied = Callable[[str, int], None]
 
@@ -36,6 +38,7 @@ class Copier:
         self.on_copied = on_copied
         self._bucket = TokenBucket(rate_limit, rate_limit) if rate_limit else None  # bursts of one second
         self._lock = threading.Lock()
+        self._copying = threading.BoundedSemaphore(PARALLEL_COPIES)
         self.objects = 0
         self.bytes = 0
 
@@ -65,6 +68,12 @@ class Copier:
                 f"entry says {size} bytes with digest {digest}; nothing of it was copied"
             )
         return data
+
+    @contextmanager
+    def copy_slot(self) -> Iterator[None]:
+        """Hold one of the ``PARALLEL_COPIES`` slots for copying a segment (waits for one to be free)."""
+        with self._copying:
+            yield
 
     def write(self, key: str, data: bytes) -> None:
         """Put ``data`` under ``key`` in the target (idempotent: content-addressed keys)."""

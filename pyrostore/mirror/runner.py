@@ -1,6 +1,8 @@
 """Mirroring a whole archive: every topic (or the chosen ones), their descriptors, then every partition.
 
 A pass copies what the target lacks and returns; following, passes repeat every interval until stopped.
+Partitions are mirrored several at once (their commit chains are independent), so one partition's small
+writes (nodes, commits, hints) overlap another's segment copies; the copier bounds segment copies overall.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pyrostore.archive import Archive
@@ -27,6 +30,7 @@ from pyrostore.mirror.partition import OnCommit, PartitionState, mirror_partitio
 from pyrostore.store import ObjectStore
 
 log = logging.getLogger("pyrostore.mirror")
+PARALLEL_PARTITIONS = 4
 
 
 @dataclass(frozen=True)
@@ -63,19 +67,32 @@ class Mirror:
         stop). Raises ArchivesDiverged, IntegrityError, TopicIdentityMismatch, TopicNotFound, StoreError."""
         stop = stop or threading.Event()
         source = Archive(self.copier.source)
-        states: list[PartitionState] = []
+        work: list[tuple[str, int]] = []
         for topic in self.options.topics or tuple(source.topics()):
             partitions = source.partitions(topic)  # TopicNotFound for a chosen topic the source lacks
             self._copy_descriptor(topic)
-            for partition in partitions:
-                if stop.is_set():
-                    return states
-                self._counted.pop((topic, partition), None)
-                state = mirror_partition(self.copier, topic, partition, stop.is_set, self._on_commit)
-                states.append(state)
-                if state.copied:
-                    log.info("%s/%d: copied %d commit(s), now at %s", topic, partition, state.copied, state.target_seq)
-        return states
+            work += [(topic, partition) for partition in partitions]
+        failed = threading.Event()  # one partition's error ends the pass: the others stop at their next commit
+
+        def stopping() -> bool:
+            return stop.is_set() or failed.is_set()
+
+        def one(topic: str, partition: int) -> PartitionState | None:
+            if stopping():
+                return None
+            self._counted.pop((topic, partition), None)
+            try:
+                state = mirror_partition(self.copier, topic, partition, stopping, self._on_commit)
+            except BaseException:
+                failed.set()
+                raise
+            if state.copied:
+                log.info("%s/%d: copied %d commit(s), now at %s", topic, partition, state.copied, state.target_seq)
+            return state
+
+        with ThreadPoolExecutor(PARALLEL_PARTITIONS, thread_name_prefix="pyrostore-mirror-partition") as pool:
+            futures = [pool.submit(one, topic, partition) for topic, partition in work]
+        return [state for state in (future.result() for future in futures) if state is not None]
 
     def follow(self, interval: float, stop: threading.Event, on_error: Callable[[Exception], None]) -> None:
         """Pass after pass, ``interval`` seconds apart, until ``stop`` is set. A failure that another pass may

@@ -10,11 +10,8 @@ from dataclasses import dataclass, field
 
 from pyrostore.index.node import Entry, decode_node
 from pyrostore.layout import node_key
-from pyrostore.mirror.copier import Copier
+from pyrostore.mirror.copier import PARALLEL_COPIES, Copier
 from pyrostore.mirror.decisions import check_reference, missing_entries
-
-# Segments copied at once: they are large (up to tens of MB each), so a few streams fill a link.
-PARALLEL_COPIES = 4
 
 
 @dataclass
@@ -92,9 +89,10 @@ class TreeCopier:
     def _copy_segment(self, entry: Entry) -> None:
         assert entry.digest is not None
         key = entry.segment_key(self.topic, self.partition)
-        if self.copier.target_has(key):
-            return
-        self.copier.write(key, self.copier.read_segment(key, entry.digest, entry.bytes))
+        with self.copier.copy_slot():  # shared by every partition mirrored at once
+            if self.copier.target_has(key):
+                return
+            self.copier.write(key, self.copier.read_segment(key, entry.digest, entry.bytes))
 
 
 class _Either:
