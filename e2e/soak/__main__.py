@@ -3,12 +3,13 @@
 The stack's Kafka and MinIO; in front of MinIO one HTTP fault proxy per component failing ~10% of requests
 (500, 503 SlowDown, 429, truncated bodies, stalls, taking turns). For N minutes a producer writes numbered
 records into a 4-partition topic; two archiver replicas with instance ids archive it through the faults, one
-of them SIGKILLed at random about every 27 s and restarted; the broker is SIGKILLed and restarted three
-times; a ``pyrostore.Consumer`` and a plain consumer through ``pyrostore serve`` read the topic from the
+of them SIGKILLed at random about every 15 s (``--kill-every``) and restarted; the broker is SIGKILLed and
+restarted three times; a ``pyrostore.Consumer`` and a plain consumer through ``pyrostore serve`` read the topic from the
 beginning (archive, then live Kafka). Then the producer stops, the archivers catch up and stop, and the run
 checks: ``pyrostore verify``, the archive against the topic record for record, an exactly-once replay of the
-archive against the archive, each reader against the topic. It prints a report and exits 1 on any loss,
-doubling, failed verify or unexpected exit.
+archive (SIGKILLed five times on the way and resumed) against the archive, each reader against the topic.
+Every minute it notes each process's RSS, so the report can show whether memory levels off. It prints a
+report and exits 1 on any loss, doubling, failed verify or unexpected exit.
 """
 
 from __future__ import annotations
@@ -31,7 +32,16 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.common import running_stack
-from e2e.soak.report import Component, ReaderCheck, lost_and_doubled, process_age, retries_logged, rss_mb, table
+from e2e.soak.report import (
+    Component,
+    ReaderCheck,
+    cell,
+    lost_and_doubled,
+    process_age,
+    retries_logged,
+    rss_mb,
+    table,
+)
 from e2e.soak.roles import digest, read_status
 from e2e.stack import s3 as stack_s3
 from pyrostore.index.commits import read_head
@@ -42,7 +52,8 @@ from tests.serve_helpers import ServeProcess, free_port
 
 PARTITIONS = 4
 SHARE = 0.1
-KILL_EVERY = 27.0  # seconds between archiver SIGKILLs, on average: 22 in 10 minutes
+KILL_EVERY = 15.0  # seconds between archiver SIGKILLs, on average: 40 in 10 minutes, 120 in 30
+REPLAY_KILLS = 5  # SIGKILLs of the final exactly-once replay, each a few seconds after it (re)started
 BROKER_RESTARTS = 3
 MID = 300.0  # RSS is taken at 5 minutes (or half-way through a shorter run) and at the end
 NO_KAFKA = "error: cannot reach Kafka"  # the one line of a process that found no broker at start
@@ -66,9 +77,9 @@ def _reached(offsets: list[int], ends: list[int]) -> bool:
     return all(offset >= end for offset, end in zip(offsets, ends, strict=True))
 
 
-def _schedule(seconds: float, rng: random.Random) -> list[tuple[float, str]]:
+def _schedule(seconds: float, kill_every: float, rng: random.Random) -> list[tuple[float, str]]:
     """When to SIGKILL an archiver (spread evenly, jittered) and when to restart the broker (at 1/4, 2/4, 3/4)."""
-    kills = max(1, math.ceil(seconds / KILL_EVERY))
+    kills = max(1, math.ceil(seconds / kill_every))
     step = seconds / kills
     events = [((i + 0.5) * step + rng.uniform(-step / 4, step / 4), "kill") for i in range(kills)]
     events += [(seconds * (i + 1) / (BROKER_RESTARTS + 1), "broker") for i in range(BROKER_RESTARTS)]
@@ -78,8 +89,9 @@ def _schedule(seconds: float, rng: random.Random) -> list[tuple[float, str]]:
 class Soak:
     """One run: its folder, servers, processes and what they did."""
 
-    def __init__(self, folder: Path, stack: Any, minutes: float, seed: int) -> None:
+    def __init__(self, folder: Path, stack: Any, minutes: float, seed: int, kill_every: float = KILL_EVERY) -> None:
         self.folder, self.seconds, self.rng = folder, minutes * 60, random.Random(seed)
+        self.kill_every = kill_every
         self.kafka, self.s3 = stack.get("kafka"), stack.get("s3")
         self.topic = f"soak-{uuid.uuid4().hex[:8]}"
         self.url = f"s3://{self.s3.bucket}/{self.topic}"
@@ -94,6 +106,7 @@ class Soak:
         self.rss_end: dict[str, float | None] = {}
         self.pids_mid: dict[str, int] = {}
         self.pids_end: dict[str, int] = {}
+        self.timeline: dict[str, list[float | None]] = {}  # RSS each minute, of processes never restarted
         self.load = (0.0, 0.0, 0.0)
 
     # --- processes ---------------------------------------------------------------------------------------
@@ -206,7 +219,7 @@ class Soak:
 
     def run(self) -> None:
         """The soak's minutes: SIGKILLs and broker restarts as scheduled, RSS half-way (5 min at most), at the end."""
-        events = _schedule(self.seconds, self.rng)
+        events = _schedule(self.seconds, self.kill_every, self.rng)
         mid = min(MID, self.seconds / 2)
         started = time.monotonic()
         self.load = os.getloadavg()
@@ -215,9 +228,14 @@ class Soak:
             f"{BROKER_RESTARTS} broker restarts; logs in {self.folder}",
             flush=True,
         )
+        minute = 0
         while (now := time.monotonic() - started) < self.seconds:
             if now >= mid and len(self.rss_mid) < len(self.roles):
                 self.take_mid_rss(now)
+            if now >= 60 * (minute + 1):
+                minute += 1
+                for name, mb in self.rss().items():
+                    self.timeline.setdefault(name, []).append(mb)
             if events and now >= events[0][0]:
                 _, what = events.pop(0)
                 if what == "kill":
@@ -310,13 +328,22 @@ class Soak:
         )
         log = self.folder / "replay.log"
         started = time.monotonic()
-        with open(log, "ab") as out:
-            code = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.env}).returncode
+        replay = ChildProcess(args, log, self.env).start()
+        kills = 0
+        while kills < REPLAY_KILLS:
+            time.sleep(self.rng.uniform(3.0, 12.0))
+            if not replay.running():
+                break  # finished (or failed) before this kill: judged below
+            replay.kill()
+            kills += 1
+            replay.start()
+        code = replay.wait(3600)
         seconds = time.monotonic() - started
         replayed = kafka_rows(self.kafka.bootstrap, target, PARTITIONS)
         lost, doubled = lost_and_doubled(without_offsets(stored), without_offsets(replayed))
         records = sum(map(len, replayed.values()))
-        return {"code": code, "seconds": seconds, "records": records, "lost": lost, "doubled": doubled, "log": log}
+        figures = {"code": code, "seconds": seconds, "records": records, "lost": lost, "doubled": doubled}
+        return figures | {"kills": kills, "log": log}
 
     # --- the report --------------------------------------------------------------------------------------
 
@@ -381,6 +408,7 @@ class Soak:
                 records=replay["records"],
                 lost=replay["lost"],
                 doubled=replay["doubled"],
+                sigkills=replay["kills"],
                 note=f"exit {replay['code']}, {replay['seconds']:.0f} s",
             )
         )
@@ -416,6 +444,10 @@ class Soak:
         print(f"verify: {verdict}: {(verify.stdout.strip().splitlines() or [''])[-1]}")
         print()
         print(table(rows, mid_label))
+        print("\nRSS MB at each minute (processes never restarted):")
+        for name, samples in self.timeline.items():
+            if self.pids_mid.get(name) == self.pids_end.get(name):
+                print(f"  {name:<13} " + " ".join(cell(mb) for mb in samples))
         ok = (
             verify.returncode == 0
             and archive_lost == archive_doubled == 0
@@ -439,13 +471,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to run (default 10)")
     parser.add_argument("--seed", type=int, default=2026, help="seeds the faults, kills and their timing")
+    parser.add_argument(
+        "--kill-every",
+        type=float,
+        default=KILL_EVERY,
+        help=f"seconds between archiver SIGKILLs (default {KILL_EVERY:g})",
+    )
     args = parser.parse_args()
-    if args.minutes <= 0:
-        print(f"error: --minutes must be above 0, not {args.minutes:g}", file=sys.stderr)
-        return 2
+    for name, value in (("--minutes", args.minutes), ("--kill-every", args.kill_every)):
+        if value <= 0:
+            print(f"error: {name} must be above 0, not {value:g}", file=sys.stderr)
+            return 2
     logs = Path(tempfile.mkdtemp(prefix="pyrostore-soak-"))  # kept after the run, unlike the stack's folder
     with running_stack("soak") as (_, stack):
-        soak = Soak(logs, stack, args.minutes, args.seed)
+        soak = Soak(logs, stack, args.minutes, args.seed, args.kill_every)
         try:
             soak.start()
             soak.run()

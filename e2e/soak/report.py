@@ -101,7 +101,8 @@ class Component:
     note: str = ""
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
+    """A figure as the report prints it: ``-`` for unknown, floats rounded to whole numbers."""
     return "-" if value is None else f"{value:.0f}" if isinstance(value, float) else str(value)
 
 
@@ -127,18 +128,18 @@ def table(components: list[Component], mid_label: str) -> str:
     ]
     rows = [header]
     for c in components:
-        faults = [_cell(c.faults.get(k)) for k in ("requests", *KINDS)]
+        faults = [cell(c.faults.get(k)) for k in ("requests", *KINDS)]
         rows.append(
             [
                 c.name,
                 *faults,
-                _cell(c.retries),
-                _cell(c.sigkills),
-                _cell(c.records),
-                _cell(c.lost),
-                _cell(c.doubled),
-                _cell(c.rss_mid),
-                _cell(c.rss_end),
+                cell(c.retries),
+                cell(c.sigkills),
+                cell(c.records),
+                cell(c.lost),
+                cell(c.doubled),
+                cell(c.rss_mid),
+                cell(c.rss_end),
                 _change(c.rss_mid, c.rss_end),
                 c.note,
             ]
