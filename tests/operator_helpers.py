@@ -8,6 +8,7 @@ API with :func:`field_env`) and its ``$(VAR)`` references expanded from that env
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 import re
@@ -406,3 +407,24 @@ class StatusRecorder:
             if not seen or seen[-1] != state:
                 seen.append(state)
         return seen
+
+
+def with_secret_mounts(api: client.ApiClient, namespace: str, pod_spec: Mapping, root: Path) -> dict:
+    """A copy of ``pod_spec`` whose first container's Secret volumes are written under ``root``, as the kubelet
+    mounts them (a volume's ``items``, else every key), and whose command names those local copies instead of
+    the mount paths, so that :func:`run_container` runs it here."""
+    spec = copy.deepcopy(dict(pod_spec))
+    container = spec["containers"][0]
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    for mount in container.get("volumeMounts") or []:
+        source = volumes[mount["name"]].get("secret")
+        if source is None:
+            continue
+        data = client.CoreV1Api(api).read_namespaced_secret(source["secretName"], namespace).data or {}
+        items = source.get("items") or [{"key": key, "path": key} for key in data]
+        local = root / mount["mountPath"].strip("/")
+        local.mkdir(parents=True, exist_ok=True)
+        for item in items:
+            (local / item["path"]).write_bytes(base64.b64decode(data[item["key"]]))
+        container["command"] = [arg.replace(mount["mountPath"], str(local)) for arg in container["command"]]
+    return spec

@@ -3,6 +3,7 @@ error check, and looking for secrets where they must not be."""
 
 from __future__ import annotations
 
+import base64
 import os
 import uuid
 from pathlib import Path
@@ -17,6 +18,7 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
+from kubernetes import client
 
 from e2e.stack.kafka import KafkaServer
 from e2e.stack.s3 import S3Server
@@ -101,3 +103,21 @@ def assert_no_secret(text: str, *secrets: str) -> None:
 def environment(**extra: str) -> dict[str, str]:
     """This process's environment with ``extra``."""
     return {**os.environ, **extra}
+
+
+def properties_secret(api: client.ApiClient, namespace: str, properties: dict[str, str]) -> str:
+    """A new Secret holding the properties as ``client.properties``, the CA file's content inline as
+    ``ssl.ca.pem`` (so that nothing but the Secret has to exist where it is used); its name."""
+    inline = dict(properties)
+    inline["ssl.ca.pem"] = Path(inline.pop("ssl.ca.location")).read_text()
+    name = f"kafka-{uuid.uuid4().hex[:8]}"
+    text = javaproperties.dumps(inline, timestamp=False)
+    data = {"client.properties": base64.b64encode(text.encode()).decode()}
+    client.CoreV1Api(api).create_namespaced_secret(namespace, {"metadata": {"name": name}, "data": data})
+    return name
+
+
+def tls_storage(server: S3Server, prefix: str, secret: str) -> dict:
+    """A resource's ``storage`` section for ``prefix`` of the HTTPS MinIO, credentials from Secret ``secret``."""
+    options = {"endpoint_url": server.endpoint, "region": "us-east-1", "ca_bundle": str(server.ca_file)}
+    return {"url": f"s3://{server.bucket}/{prefix}", "options": options, "credentialsSecret": {"name": secret}}

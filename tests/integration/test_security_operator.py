@@ -5,11 +5,8 @@ and no secret in it."""
 
 from __future__ import annotations
 
-import base64
 import uuid
-from pathlib import Path
 
-import javaproperties
 import pytest
 from kubernetes import client
 
@@ -20,10 +17,12 @@ from tests.security_helpers import (
     REFUSALS,
     assert_no_secret,
     properties_file,
+    properties_secret,
     refused_properties,
     restricted_topic,
     s3_environment,
     s3_tls_options,
+    tls_storage,
 )
 
 
@@ -34,24 +33,6 @@ def namespace(kube):
     client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
     yield name
     client.CoreV1Api(api).delete_namespace(name)
-
-
-def _properties_secret(api, namespace: str, properties: dict[str, str]) -> str:
-    """A Secret with the properties as ``client.properties``, the CA file's content inline as ``ssl.ca.pem``."""
-    inline = dict(properties)
-    ca = inline.pop("ssl.ca.location")
-    inline["ssl.ca.pem"] = Path(ca).read_text()
-    name = f"kafka-{uuid.uuid4().hex[:8]}"
-    text = javaproperties.dumps(inline, timestamp=False)
-    data = {"client.properties": base64.b64encode(text.encode()).decode()}
-    client.CoreV1Api(api).create_namespaced_secret(namespace, {"metadata": {"name": name}, "data": data})
-    return name
-
-
-def _storage(s3_tls_server, store_prefix: str, secret: str) -> dict:
-    options = {"endpoint_url": s3_tls_server.endpoint, "region": "us-east-1", "ca_bundle": str(s3_tls_server.ca_file)}
-    url = f"s3://{s3_tls_server.bucket}/{store_prefix}"
-    return {"url": url, "options": options, "credentialsSecret": {"name": secret}}
 
 
 def test_status_reads_kafka_over_sasl_ssl_and_s3_over_https(kube, namespace, kafka, s3_tls_server, tmp_path):
@@ -70,11 +51,11 @@ def test_status_reads_kafka_over_sasl_ssl_and_s3_over_https(kube, namespace, kaf
         env=s3_environment(s3_tls_server),
     ).start()
     create_credentials_secret(api, namespace, f"s3-{prefix}", s3_tls_server)
-    store = open_resource_store(api, namespace, _storage(s3_tls_server, prefix, f"s3-{prefix}"))
+    store = open_resource_store(api, namespace, tls_storage(s3_tls_server, prefix, f"s3-{prefix}"))
     kafka_spec = {
         "bootstrapServers": kafka.sasl_bootstrap,
         "topic": topic,
-        "propertiesSecret": {"name": _properties_secret(api, namespace, kafka.sasl_properties("pyrostore"))},
+        "propertiesSecret": {"name": properties_secret(api, namespace, kafka.sasl_properties("pyrostore"))},
     }
     conf = resource_kafka_config(api, namespace, kafka_spec)
     try:
@@ -94,13 +75,13 @@ def test_status_reads_kafka_over_sasl_ssl_and_s3_over_https(kube, namespace, kaf
 def test_status_names_each_refusal_in_one_line(kube, namespace, kafka, s3_tls_server, case):
     api = kube.api_client()
     topic = restricted_topic(kafka)
-    secret = _properties_secret(api, namespace, refused_properties(kafka, case))
+    secret = properties_secret(api, namespace, refused_properties(kafka, case))
     conf = resource_kafka_config(
         api, namespace, {"bootstrapServers": kafka.sasl_bootstrap, "topic": topic, "propertiesSecret": {"name": secret}}
     )
     prefix = uuid.uuid4().hex[:10]
     create_credentials_secret(api, namespace, f"s3-{prefix}", s3_tls_server)
-    store = open_resource_store(api, namespace, _storage(s3_tls_server, prefix, f"s3-{prefix}"))
+    store = open_resource_store(api, namespace, tls_storage(s3_tls_server, prefix, f"s3-{prefix}"))
     seen = observe_archive(store, conf, topic, 0.5)
     store.close()
     assert seen.error_reason == "KafkaAccessDenied", seen
