@@ -48,17 +48,18 @@ def _observe(api: client.ApiClient, namespace: str, source: ObjectStore, topic: 
         finally:
             target.close()
     except (PyrostoreError, OSError, ValueError) as exc:
-        return mirror_status(mirror, None, without_secrets(secret, str(exc)))
+        # A key id is no secret (S3 errors name it), and masking it would garble any name that contains it.
+        hidden = {key: value for key, value in secret.items() if key != "AWS_ACCESS_KEY_ID"}
+        return mirror_status(mirror, None, without_secrets(hidden, str(exc)))
 
 
 def mirror_lags(source: ObjectStore, target: ObjectStore, topic: str) -> list[tuple[int, float]]:
     """Per partition of the source's archive of ``topic``: the commits ``target`` lacks and the age in seconds of
     the oldest of them (none before the source has a commit). Raises ArchivesDiverged when the target holds a
     commit the source does not (the mirror stops on it too), StoreError."""
-    try:
-        partitions = Archive(source).partitions(topic)
-    except TopicNotFound:
-        return []
+    # The target's partitions too: one the source lacks is a diverged copy, and reading it shows bad credentials
+    # before the archive has its first commit.
+    partitions = sorted({*_partitions(source, topic), *_partitions(target, topic)})
     now = datetime.now(UTC)
     lags = []
     for partition in partitions:
@@ -69,3 +70,10 @@ def mirror_lags(source: ObjectStore, target: ObjectStore, topic: str) -> list[tu
         missing = read_commit_at(source, topic, partition, next_seq) if newest and newest.seq >= next_seq else None
         lags.append(partition_lag(newest, copied, missing, now))
     return lags
+
+
+def _partitions(store: ObjectStore, topic: str) -> list[int]:
+    try:
+        return Archive(store).partitions(topic)
+    except TopicNotFound:
+        return []

@@ -162,12 +162,13 @@ def partition_lag(
 def mirror_status(mirror: Mapping, lags: list[tuple[int, float]] | None, error: str | None = None) -> Manifest:
     """One entry of ``status.mirrors``: the mirror's name and URL, the commits the target lacks over all partitions
     and the age in seconds of the oldest of them (from ``lags``, one pair per partition; None: unknown), or why
-    they are unknown. Every field is present, None when unknown."""
-    known = lags is not None
-    return {
-        "name": mirror["name"],
-        "url": mirror["url"],
-        "lagCommits": sum(c for c, _ in lags) if known else None,
-        "lagSeconds": round(max((s for _, s in lags), default=0.0), 3) if known else None,
-        "error": error,
-    }
+    they are unknown. Unknown fields are left out rather than null: the API server drops nulls inside a
+    merge-patched list anyway (and kopf would warn that the patch did not stick); the list is replaced whole at
+    every refresh, so nothing stale stays."""
+    entry: Manifest = {"name": mirror["name"], "url": mirror["url"]}
+    if lags is not None:
+        entry["lagCommits"] = sum(c for c, _ in lags)
+        entry["lagSeconds"] = round(max((s for _, s in lags), default=0.0), 3)
+    if error is not None:
+        entry["error"] = error
+    return entry
