@@ -2,7 +2,7 @@
 different credentials: the operator makes a Deployment per mirror, whose own container command (run as a local
 process: no kubelet here, its Secret volume written to a folder as a kubelet would mount it) copies the archive
 into the second server; ``status.mirrors`` shows the lag until the copy has caught up; removing the entry removes
-the Deployment. Bad target credentials are one status line that never shows them."""
+the Deployment (a deleted one is restored before). Bad target credentials are one status line that never shows them."""
 
 from __future__ import annotations
 
@@ -128,7 +128,14 @@ def test_the_operator_mirrors_the_archive_and_reports_its_lag_until_the_copy_is_
     diffs = diff_archives(source, target, (topic,))
     assert [(d.partition, d.roots_equal, d.same) for d in diffs] == [(0, True, True), (1, True, True)]
 
-    # Removing the entry removes the Deployment and status.mirrors; the copy stays.
+    # A deleted mirror Deployment is restored; removing the entry removes it and status.mirrors; the copy stays.
+    apps.delete_namespaced_deployment("copy-mirror-dr", ns)
+
+    def restored():
+        again = read_or_none(apps.read_namespaced_deployment, "copy-mirror-dr", ns)
+        return again is not None and again.metadata.uid != deployment.metadata.uid
+
+    wait_until(restored, 30, "the deleted mirror Deployment to be restored")
     client.CustomObjectsApi(api).patch_namespaced_custom_object(
         GROUP, VERSION, ns, "topicarchives", "copy", {"spec": {"mirrors": None}}
     )
