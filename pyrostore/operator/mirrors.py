@@ -52,7 +52,7 @@ def mirror_of(body: Mapping, deployment_meta: Mapping) -> Mapping[str, Any] | No
     when no listed mirror wants it."""
     name = (deployment_meta.get("labels") or {}).get(MIRROR_LABEL)
     found = next((m for m in mirror_specs(body) if m["name"] == name), None)
-    if found is None or mirror_deployment_name(body["metadata"]["name"], name) != deployment_meta.get("name"):
+    if found is None or mirror_deployment_name(body["metadata"]["name"], found["name"]) != deployment_meta.get("name"):
         return None
     return found
 
