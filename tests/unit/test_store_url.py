@@ -182,7 +182,11 @@ def test_options_given_as_none_count_as_absent(tmp_path):
             {"endpoint_url": "http://h"},
             "unknown option 'endpoint_url'; valid options: create, retry_deadline",
         ),
-        ("s3://b", {"bucket": "x"}, "unknown option 'bucket'; valid options: access_key_id, ca_bundle, endpoint_url"),
+        (
+            "s3://b",
+            {"bucket": "x"},
+            "unknown option 'bucket'; valid options: access_key_id, ca_bundle, credentials_dir, endpoint_url",
+        ),
         ("s3://b", {"max_attempts": "3"}, "unknown option 'max_attempts'"),  # replaced by retry_deadline
         ("gs://b", {"region": "eu"}, "valid options: credentials_file, endpoint_url, project, retry_deadline"),
         ("gs://b", {"retry_timeout": "5"}, "unknown option 'retry_timeout'"),  # replaced by retry_deadline
