@@ -179,3 +179,22 @@ def test_bad_target_credentials_are_one_status_line_that_never_shows_them(
 
 def _keys(server) -> dict[str, str]:
     return {"access_key_id": server.access_key, "secret_access_key": server.secret_key}
+
+
+def test_the_api_server_refuses_bad_mirror_lists(crds, operator_namespace):
+    api, ns = crds.api_client(), operator_namespace
+    dr = {"name": "dr", "url": "s3://copy/p"}
+    for name, mirrors, expected in (
+        ("twice", [dr, dr | {"url": "gs://other/p"}], "Duplicate value"),
+        ("keyed", [dr | {"options": {"secret_access_key": "x"}}], "credentials belong in the mirror's"),
+        ("upper", [dr | {"name": "DR"}], "spec.mirrors[0].name"),
+        ("ftp", [dr | {"url": "ftp://copy/p"}], "mirror URL must use the scheme"),
+        ("many", [dr | {"name": f"m{i}"} for i in range(9)], "spec.mirrors"),
+    ):
+        body = topic_archive(name, "k:9092", "orders", {"url": "s3://b/p"}, mirrors=mirrors)
+        try:
+            create_custom(api, ns, "topicarchives", body)
+        except client.ApiException as exc:
+            assert exc.status == 422 and expected in exc.body, exc.body
+        else:
+            raise AssertionError(f"spec.mirrors {mirrors} was accepted")
