@@ -2,8 +2,9 @@
 
 TopicArchive: create, update and resume apply the archiver StatefulSet (server-side apply; an older operator's
 archiver Deployment is removed), with ``spec.serve`` the serve Deployment and its Service, with ``spec.iceberg`` the
-sync Deployment (each removed again without its field), and refresh the status; a timer refreshes status and
-corrects drift; StatefulSet, Deployment and Service events restore a deleted or edited one.
+sync Deployment (each removed again without its field), with ``spec.mirrors`` a mirror Deployment each (removed
+with its entry), and refresh the status; a timer refreshes status and corrects drift; StatefulSet, Deployment and
+Service events restore a deleted or edited one.
 ReplayJob: the Job is created once (in serve mode, once its TopicArchive exists); a timer follows the Job and
 the replay's progress until it ends.
 Children carry controller owner references, so the garbage collector removes them with their owner.
@@ -20,7 +21,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from pyrostore.errors import PyrostoreError
-from pyrostore.operator import conditions, endpoint, iceberg, manifests, replay_status, sidecar, status
+from pyrostore.operator import conditions, endpoint, iceberg, manifests, mirrors, replay_status, sidecar, status
 from pyrostore.operator.deletion import delete_topic_archive
 from pyrostore.operator.settings import GROUP, MANAGER, VERSION, OperatorSettings
 
@@ -161,6 +162,24 @@ def ensure_iceberg(body: Mapping, logger: Logger) -> dict[str, Any] | None:
     return observe_iceberg(api(), body["metadata"]["namespace"], body)
 
 
+def ensure_mirrors(body: Mapping, logger: Logger) -> list[dict[str, Any]] | None:
+    """Apply a Deployment for each of ``spec.mirrors`` and remove this archive's mirror Deployments that no listed
+    mirror wants; ``status.mirrors`` (None without mirrors)."""
+    for mirror in mirrors.mirror_specs(body):
+        _ensure(mirrors.mirror_deployment(body, mirror, SETTINGS), logger)
+    meta = body["metadata"]
+    listed = client.AppsV1Api(api()).list_namespaced_deployment(
+        meta["namespace"], label_selector=mirrors.mirrors_selector(meta["name"])
+    )
+    for name in mirrors.stale_mirrors(body, api().sanitize_for_serialization(listed)["items"]):
+        _remove_owned("Deployment", name, body, logger)
+    if not mirrors.mirror_specs(body):
+        return None
+    from pyrostore.operator.mirror_status import observe_mirrors
+
+    return observe_mirrors(api(), meta["namespace"], body)
+
+
 def _write_status(patch: kopf.Patch, body: Mapping, new: list[conditions.Condition], **fields: Any) -> None:
     generation = body["metadata"].get("generation", 1)
     old = (body.get("status") or {}).get("conditions")
@@ -170,10 +189,14 @@ def _write_status(patch: kopf.Patch, body: Mapping, new: list[conditions.Conditi
 
 
 def refresh_archive_status(
-    body: Mapping, patch: kopf.Patch, served: Mapping | None = None, synced: Mapping | None = None
+    body: Mapping,
+    patch: kopf.Patch,
+    served: Mapping | None = None,
+    synced: Mapping | None = None,
+    mirrored: list | None = None,
 ) -> None:
-    """Read the archive and Kafka and write partitions, totals, conditions, the endpoint and the Iceberg table's
-    last sync into the status."""
+    """Read the archive and Kafka and write partitions, totals, conditions, the endpoint, the Iceberg table's
+    last sync and the mirrors' lag into the status."""
     spec, namespace = body["spec"], body["metadata"]["namespace"]
     try:
         store = status.open_resource_store(api(), namespace, spec["storage"])
@@ -195,6 +218,7 @@ def refresh_archive_status(
         archivedRecords=sum(p.records for p in seen.partitions),
         serve=served,  # None removes it
         iceberg=synced,
+        mirrors=mirrored,
     )
 
 
@@ -204,14 +228,16 @@ def refresh_archive_status(
 def reconcile_archive(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     """Apply the archiver StatefulSet (and the endpoint's children) for this generation, then refresh the status."""
     ensure_archiver(body, logger)
-    refresh_archive_status(body, patch, ensure_serve(body, logger), ensure_iceberg(body, logger))
+    served, synced = ensure_serve(body, logger), ensure_iceberg(body, logger)
+    refresh_archive_status(body, patch, served, synced, ensure_mirrors(body, logger))
 
 
 @kopf.timer(GROUP, VERSION, "topicarchives", interval=SETTINGS.status_interval, initial_delay=SETTINGS.status_interval)
 def refresh_archive(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     """Periodically: correct drift of the children and refresh the status."""
     ensure_archiver(body, logger)
-    refresh_archive_status(body, patch, ensure_serve(body, logger), ensure_iceberg(body, logger))
+    served, synced = ensure_serve(body, logger), ensure_iceberg(body, logger)
+    refresh_archive_status(body, patch, served, synced, ensure_mirrors(body, logger))
 
 
 _ARCHIVER_APP = "pyrostore-archiver"  # app.kubernetes.io/name of the archiver StatefulSet (and legacy Deployment)
@@ -219,11 +245,11 @@ _ARCHIVER_APP = "pyrostore-archiver"  # app.kubernetes.io/name of the archiver S
 
 def _restore(kind: str, event: Mapping, body: kopf.Body, logger: Logger) -> None:
     """A managed child was deleted or edited: restore it from its TopicArchive with the builder its
-    ``app.kubernetes.io/name`` names (unless the TopicArchive is going), or remove a serve or sync child whose
-    field the spec no longer has, or an archiver Deployment of an older operator."""
+    ``app.kubernetes.io/name`` names (unless the TopicArchive is going), or remove a serve, sync or mirror child
+    whose field (or entry) the spec no longer has, or an archiver Deployment of an older operator."""
     meta = body["metadata"]
     app = meta["labels"].get("app.kubernetes.io/name")
-    if app not in (_ARCHIVER_APP, endpoint.SERVE_APP, iceberg.ICEBERG_APP):
+    if app not in (_ARCHIVER_APP, endpoint.SERVE_APP, iceberg.ICEBERG_APP, mirrors.MIRROR_APP):
         return  # not a child these handlers keep
     archive = read_topic_archive(meta["namespace"], meta["labels"][manifests.ARCHIVE_LABEL])
     if archive is None or archive["metadata"].get("deletionTimestamp"):
@@ -240,6 +266,13 @@ def _restore(kind: str, event: Mapping, body: kopf.Body, logger: Logger) -> None
                 _remove_owned(kind, meta["name"], archive, logger)
             return
         desired = iceberg.sync_deployment(archive, SETTINGS)
+    elif app == mirrors.MIRROR_APP:
+        mirror = mirrors.mirror_of(archive, meta)
+        if mirror is None:
+            if event.get("type") != "DELETED":
+                _remove_owned(kind, meta["name"], archive, logger)
+            return
+        desired = mirrors.mirror_deployment(archive, mirror, SETTINGS)
     elif not endpoint.serving(archive):
         if event.get("type") != "DELETED":
             _remove_owned(kind, meta["name"], archive, logger)
@@ -283,7 +316,8 @@ def _deletes_archive(spec: kopf.Spec, **_: Any) -> bool:
 
 @kopf.on.delete(GROUP, VERSION, "topicarchives", when=_deletes_archive)
 def delete_archive(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-    """``deletionPolicy: Delete``: stop the archiver, the endpoint and the sync, then remove the topic's objects
+    """``deletionPolicy: Delete``: stop the archiver, the endpoint, the sync and the mirrors (their copies stay),
+    then remove the topic's objects
     under the archive's prefix."""
     namespace, archive_name = body["metadata"]["namespace"], body["metadata"]["name"]
     core = client.CoreV1Api(api())
@@ -291,13 +325,14 @@ def delete_archive(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
         ("StatefulSet", manifests.archiver_name(archive_name)),
         ("Deployment", endpoint.serve_name(archive_name)),
         ("Deployment", iceberg.sync_name(archive_name)),
+        *(("Deployment", mirrors.mirror_deployment_name(archive_name, m["name"])) for m in mirrors.mirror_specs(body)),
     )
     for kind, name in children:
         read, _, delete = _calls(kind)
         if _read(read, name, namespace) is not None:
             delete(name, namespace, propagation_policy="Foreground")
     _remove_owned("Deployment", manifests.legacy_deployment_name(archive_name), body, logger)
-    selector = f"{manifests.ARCHIVE_LABEL}={archive_name}"  # archiver, serve and sync pods alike
+    selector = f"{manifests.ARCHIVE_LABEL}={archive_name}"  # archiver, serve, sync and mirror pods alike
     if core.list_namespaced_pod(namespace, label_selector=selector).items:
         raise kopf.TemporaryError("waiting for the archive's pods to stop before deleting the archive", delay=5)
     try:

@@ -15,7 +15,7 @@ from kubernetes import client
 
 from pyrostore.errors import PyrostoreError
 from pyrostore.operator import iceberg
-from pyrostore.operator.status import read_secret, store_options
+from pyrostore.operator.status import read_secret, store_options, without_secrets
 from pyrostore.store.s3 import store_region
 
 
@@ -46,9 +46,9 @@ def observe_iceberg(api: client.ApiClient, namespace: str, body: Mapping) -> dic
     except ImportError as exc:
         return iceberg.iceberg_status(body, None, f"the operator's image lacks the iceberg extra: {exc}")
     except (PyrostoreError, OSError, ValueError) as exc:
-        return iceberg.iceberg_status(body, None, _without(secrets, str(exc)))
+        return iceberg.iceberg_status(body, None, without_secrets(secrets, str(exc)))
     except Exception as exc:  # the catalog's own errors (SQLAlchemy, REST, Glue): reported, never raised
-        return iceberg.iceberg_status(body, None, _without(secrets, f"{type(exc).__name__}: {exc}"))
+        return iceberg.iceberg_status(body, None, without_secrets(secrets, f"{type(exc).__name__}: {exc}"))
 
 
 def synced_snapshot(table: Any, topic: str) -> dict[str, Any] | None:
@@ -67,12 +67,3 @@ def synced_snapshot(table: Any, topic: str) -> dict[str, Any] | None:
         "records": int(summary.get("total-records", 0)),
         "partitions": [{"partition": p, "commit": s.seq, "offset": s.end} for p, s in sorted(state.partitions.items())],
     }
-
-
-def _without(secrets: Mapping[str, str], text: str) -> str:
-    """The first line of an error message with any secret value in it masked."""
-    line = text.splitlines()[0] if text else text
-    for value in secrets.values():
-        if len(value) >= 4:
-            line = line.replace(value, "***")
-    return line[:500]

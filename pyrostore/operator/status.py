@@ -40,6 +40,15 @@ def read_secret(api: client.ApiClient, namespace: str, name: str) -> dict[str, s
     return {key: base64.b64decode(value).decode() for key, value in (secret.data or {}).items()}
 
 
+def without_secrets(secrets: Mapping[str, str], text: str) -> str:
+    """The first line of an error message with any secret value in it masked."""
+    line = text.splitlines()[0] if text else text
+    for value in secrets.values():
+        if len(value) >= 4:
+            line = line.replace(value, "***")
+    return line[:500]
+
+
 def store_options(storage: Mapping, secret: Mapping[str, str]) -> dict[str, str]:
     """Store options for the operator's own reads: the spec's options plus the credentials the store's backend
     takes from the Secret (S3's AWS_* keys). Raises InvalidStoreURL for a bad URL.
@@ -48,8 +57,9 @@ def store_options(storage: Mapping, secret: Mapping[str, str]) -> dict[str, str]
     one is for the pods): a handler must not wait for ever on an unreachable store.
     """
     options = dict(storage.get("options") or {}) | credential_options(storage["url"], secret)
-    # A key file path names a file mounted in the pods only; the operator reads with its own credentials.
+    # A key file or folder names files mounted in the pods only; the operator reads with its own credentials.
     options.pop("credentials_file", None)
+    options.pop("credentials_dir", None)
     return options | {"retry_deadline": str(_TIMEOUT)}
 
 

@@ -30,7 +30,7 @@ def open_store(url: str, **options: object) -> ObjectStore:
     then StoreUnreachable for an endpoint that cannot be reached; absent or ``inf``: retry for ever, logging
     each retry; the file store accepts and ignores it). file: ``create`` (default true: make the folder if
     missing). s3: ``endpoint_url``, ``region``, ``access_key_id``, ``secret_access_key``, ``session_token``,
-    ``profile``, ``ca_bundle``. gs: ``endpoint_url``, ``project``, ``credentials_file``.
+    ``profile``, ``ca_bundle``, ``credentials_dir``. gs: ``endpoint_url``, ``project``, ``credentials_file``.
 
     Raises InvalidStoreURL for a bad URL or option, and AccessDenied or StoreError when the backend cannot
     be set up.

@@ -43,6 +43,7 @@ OPTIONS: dict[str, type] = {
     "profile": str,
     "retry_deadline": float,
     "ca_bundle": str,
+    "credentials_dir": str,
 }
 # Environment variables (and Secret keys) that carry S3 credentials, and the options they become.
 CREDENTIALS: dict[str, str] = {
@@ -78,6 +79,27 @@ _TRANSIENT_CODES = {
 }
 
 
+def folder_credentials(url: str, folder: str) -> tuple[str, str, str | None]:
+    """The key id, secret key and session token (None: no such file) held by the files of ``folder`` named like
+    the environment variables. Raises InvalidStoreURL naming a missing file (never quoting a value)."""
+    found: dict[str, str | None] = {}
+    for variable in CREDENTIALS:
+        try:
+            with open(os.path.join(folder, variable), encoding="utf-8") as f:
+                found[variable] = f.read().strip()
+        except FileNotFoundError:
+            found[variable] = None
+        except OSError as exc:
+            what = f"open {url}: credentials_dir {folder!r}: cannot read {variable}"
+            raise InvalidStoreURL(f"{what}: {exc.strerror}") from None
+    key_id, secret = found["AWS_ACCESS_KEY_ID"], found["AWS_SECRET_ACCESS_KEY"]
+    if not key_id or not secret:
+        raise InvalidStoreURL(
+            f"open {url}: credentials_dir {folder!r} needs files AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    return key_id, secret, found["AWS_SESSION_TOKEN"] or None
+
+
 def store_region(region: str | None, environment: Mapping[str, str], configured: str | None = None) -> str:
     """The region an S3 store works in: its ``region`` option, else ``AWS_REGION`` (botocore reads only
     ``AWS_DEFAULT_REGION``; other AWS SDKs prefer ``AWS_REGION``), else the profile's or config file's
@@ -102,19 +124,27 @@ class S3Store:
         profile: str | None = None,
         retry_deadline: float | None = None,
         ca_bundle: str | None = None,
+        credentials_dir: str | None = None,
     ) -> None:
         """Open the store; options left out come from the standard AWS environment variables and files.
 
         ``retry_deadline``: seconds an operation may spend retrying transient failures before it raises
         (StoreUnreachable when the endpoint cannot be reached); None or infinite: retry for ever. Nothing is
         sent to the storage server until the first operation. ``ca_bundle``: a PEM file of the CAs to trust for
-        an HTTPS endpoint signed by a private CA (default: the system's, or ``AWS_CA_BUNDLE``). Raises
+        an HTTPS endpoint signed by a private CA (default: the system's, or ``AWS_CA_BUNDLE``).
+        ``credentials_dir``: a folder holding files named ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and
+        optionally ``AWS_SESSION_TOKEN`` (a Kubernetes Secret of that shape mounted as a volume), read once here;
+        it gives one store its own credentials where the environment's serve another (a mirror's target). Raises
         InvalidStoreURL for a bad option.
         """
         self._bucket = bucket
         self._root = prefix.strip("/")
         self._url = f"s3://{bucket}/{self._root}" if self._root else f"s3://{bucket}"
         self._endpoint = redact(endpoint_url) if endpoint_url else "AWS S3"
+        if credentials_dir is not None:
+            if access_key_id is not None or secret_access_key is not None:
+                raise InvalidStoreURL(f"open {self._url}: give credentials_dir or access_key_id, not both")
+            access_key_id, secret_access_key, session_token = folder_credentials(self._url, credentials_dir)
         if (access_key_id is None) != (secret_access_key is None):
             raise InvalidStoreURL(f"open {self._url}: give access_key_id and secret_access_key together")
         if ca_bundle is not None and not os.path.isfile(ca_bundle):

@@ -182,7 +182,11 @@ def test_options_given_as_none_count_as_absent(tmp_path):
             {"endpoint_url": "http://h"},
             "unknown option 'endpoint_url'; valid options: create, retry_deadline",
         ),
-        ("s3://b", {"bucket": "x"}, "unknown option 'bucket'; valid options: access_key_id, ca_bundle, endpoint_url"),
+        (
+            "s3://b",
+            {"bucket": "x"},
+            "unknown option 'bucket'; valid options: access_key_id, ca_bundle, credentials_dir, endpoint_url",
+        ),
         ("s3://b", {"max_attempts": "3"}, "unknown option 'max_attempts'"),  # replaced by retry_deadline
         ("gs://b", {"region": "eu"}, "valid options: credentials_file, endpoint_url, project, retry_deadline"),
         ("gs://b", {"retry_timeout": "5"}, "unknown option 'retry_timeout'"),  # replaced by retry_deadline
@@ -463,3 +467,30 @@ def test_server_errors_past_the_deadline_are_store_errors(url):
 
 def test_file_store_path_object_is_accepted(tmp_path: Path):
     assert FileStore(tmp_path / "p").url == f"file://{tmp_path}/p"
+
+
+def _secret_folder(folder: Path, data: dict[str, str]) -> str:
+    """``data`` as a Kubernetes Secret volume holds it: one file per key."""
+    folder.mkdir()
+    for key, value in data.items():
+        (folder / key).write_text(value)
+    return str(folder)
+
+
+def test_s3_takes_its_credentials_from_a_mounted_secret_folder_over_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "env-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-key")
+    folder = _secret_folder(tmp_path / "mirror", {**SECRET, "AWS_ACCESS_KEY_ID": "dir-id\n"})
+    credentials = open_store("s3://b", credentials_dir=folder)._client._request_signer._credentials
+    assert (credentials.access_key, credentials.secret_key, credentials.token) == ("dir-id", "key", "token")
+    no_token = _secret_folder(tmp_path / "plain", {"AWS_ACCESS_KEY_ID": "i", "AWS_SECRET_ACCESS_KEY": "k"})
+    assert open_store("s3://b", credentials_dir=no_token)._client._request_signer._credentials.token is None
+
+
+def test_a_credentials_folder_without_both_keys_is_refused_without_quoting_them(tmp_path):
+    folder = _secret_folder(tmp_path / "half", {"AWS_ACCESS_KEY_ID": "half-secret-id"})
+    with pytest.raises(InvalidStoreURL, match="needs files AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") as caught:
+        open_store("s3://b", credentials_dir=folder)
+    assert "half-secret-id" not in str(caught.value)
+    with pytest.raises(InvalidStoreURL, match="credentials_dir or access_key_id, not both"):
+        open_store("s3://b", credentials_dir=folder, access_key_id="i", secret_access_key="k")
