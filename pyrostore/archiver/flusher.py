@@ -99,11 +99,18 @@ class Flusher:
         )
         self._thread.start()
 
-    def submit(self, records: MessageColumns, next_offset: int) -> None:
-        """Queue a segment's records for commit; blocks while ``depth`` segments are waiting."""
-        if self.failed is None:
-            self._in_flight.add(self, records.approx_bytes)
-            self._queue.put((records, next_offset))
+    def submit(self, records: MessageColumns, next_offset: int, timeout: float | None = None) -> bool:
+        """Queue a segment's records for commit; blocks while ``depth`` segments are waiting, for at most
+        ``timeout`` seconds. Whether it was queued (not after a failure, nor when the time ran out)."""
+        if self.failed is not None:
+            return False
+        self._in_flight.add(self, records.approx_bytes)
+        try:
+            self._queue.put((records, next_offset), timeout=timeout)
+        except queue.Full:
+            self._in_flight.release(self, records.approx_bytes)
+            return False
+        return True
 
     def close(self, timeout: float | None = None) -> bool:
         """Commit what is queued, stop the thread, and return whether it finished within ``timeout``.
@@ -111,8 +118,12 @@ class Flusher:
         Either way its segments stop counting in ``in_flight``: the archiver must not wait for a partition it
         gave up, even while a commit that outlived ``timeout`` still holds them.
         """
-        self._queue.put(None)
-        self._thread.join(timeout)
+        started = time.monotonic()
+        try:
+            self._queue.put(None, timeout=timeout)
+            self._thread.join(None if timeout is None else max(0.0, timeout - (time.monotonic() - started)))
+        except queue.Full:  # still committing the last segment and one more is queued: give up on both
+            pass
         self._in_flight.forget(self)
         return not self._thread.is_alive()
 

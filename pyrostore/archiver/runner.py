@@ -26,6 +26,7 @@ from pyrostore.archiver.decisions import largest, should_roll, start_position
 from pyrostore.archiver.flusher import Flushed, Flusher, InFlight
 from pyrostore.archiver.identity import TopicIdentity, ensure_descriptor
 from pyrostore.archiver.metrics import ArchiverMetrics
+from pyrostore.archiver.shutdown import KAFKA_STEP, Deadline, within
 from pyrostore.errors import FencedError, HistoryLost, KafkaAccessDenied, KafkaUnavailable
 from pyrostore.index.writer import PartitionWriter
 from pyrostore.kafka import Refusals, admin_client, check_group_access, describe_topic, refusal
@@ -61,6 +62,7 @@ class Archiver:
         self._in_flight = InFlight()  # segments handed to flushers and not committed yet
         self._cooperative = "cooperative" in config.kafka_properties.get("partition.assignment.strategy", "")
         self._refusals = Refusals(config.bootstrap_servers, lambda error: log.warning("Kafka: %s", error.str()))
+        self._closing = False  # set once shutdown has released every partition: callbacks have nothing to do
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -116,11 +118,24 @@ class Archiver:
                 lag_updated = time.monotonic()
 
     def _shutdown(self, consumer: Consumer) -> None:
-        """Commit every open segment within the grace period, commit Kafka offsets, leave the group."""
+        """Within the grace period: commit every open segment to the archive, then (what time is left allowing)
+        commit Kafka offsets and leave the group.
+
+        The archive goes first: it is what a restarted archiver resumes from. The Kafka steps only serve lag
+        tools and a quick hand-over, and with the broker gone they would block for ever, so together they get at
+        most KAFKA_STEP and are given up after that (the process's exit ends them).
+        """
+        deadline = Deadline(self.config.shutdown_grace)
+        offsets: list[TopicPartition] = []
         try:
-            self._release(list(self._partitions), consumer, "sync")
+            offsets = self._release(list(self._partitions), consumer, deadline)
         finally:
-            consumer.close()
+            self._closing = True
+            kafka = deadline.share(KAFKA_STEP)
+            self._commit_offsets(consumer, offsets, kafka)  # bounded, never raises
+            # close() leaves the group (a static member does not: KIP-345) and calls _on_revoke, a no-op now;
+            # it is started even with no time left to wait for it (see within).
+            within(consumer.close, kafka.remaining(), "close the Kafka consumer")
             self.store.close()
 
     # --- segments ----------------------------------------------------------------------------------------
@@ -160,26 +175,36 @@ class Archiver:
         while not self._in_flight.wait_at_most(config.max_buffer_bytes, _RECHECK):
             self._collect(consumer)  # a failed flusher's error surfaces even while others still commit
 
-    def _roll(self, consumer: Consumer, partition: int, state: _Partition) -> None:
-        """Hand the open segment to the flusher; its end covers trailing gaps the consumer has passed."""
+    def _roll(self, consumer: Consumer, partition: int, state: _Partition, timeout: float | None = None) -> None:
+        """Hand the open segment to the flusher, waiting at most ``timeout`` for room in its queue; the segment's
+        end covers trailing gaps the consumer has passed."""
         if not state.records:
             return
         position = consumer.position([TopicPartition(self.config.topic, partition)])[0].offset
         next_offset = max(state.next_offset, position)
-        state.flusher.submit(state.records, next_offset)
+        if not state.flusher.submit(state.records, next_offset, timeout) and state.flusher.failed is None:
+            log.error("partition %d: no room to commit the open segment before the end of the grace", partition)
         state.records, state.next_offset = MessageColumns(), next_offset
 
-    def _collect(self, consumer: Consumer, kafka_commit: str | None = "async") -> None:
-        """Take flush results: metrics, then Kafka commits (``"async"``, ``"sync"`` or None for none).
+    def _collect(self, consumer: Consumer) -> None:
+        """Take flush results and commit their offsets to Kafka asynchronously."""
+        if offsets := self._results_taken():
+            try:
+                consumer.commit(offsets=offsets, asynchronous=True)
+            except KafkaException as exc:  # only for lag tools: the archive is committed already
+                log.warning("committing offsets to Kafka failed: %s", exc)
+
+    def _results_taken(self) -> list[TopicPartition]:
+        """Take flush results into the metrics; the archive's new ends, as offsets to commit to Kafka.
 
         A fenced partition is dropped (another archiver owns it now); any other flush error is fatal.
         """
-        offsets = []
+        offsets: list[TopicPartition] = []
         while True:
             try:
                 result = self._results.get_nowait()
             except queue.Empty:
-                break
+                return offsets
             labels = (self.config.topic, str(result.partition))
             if result.error is not None:
                 if not isinstance(result.error, FencedError):
@@ -193,15 +218,12 @@ class Archiver:
             self.metrics.commit_seconds.labels(self.config.topic).observe(result.seconds)
             self.metrics.next_offset.labels(*labels).set(result.next_offset)
             offsets.append(TopicPartition(self.config.topic, result.partition, result.next_offset))
-        if not offsets or kafka_commit is None:
-            return
-        try:
-            if kafka_commit == "async":
-                consumer.commit(offsets=offsets, asynchronous=True)
-            else:
-                consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:  # only for lag tools: the archive is committed already
-            log.warning("committing offsets to Kafka failed: %s", exc)
+
+    def _commit_offsets(self, consumer: Consumer, offsets: list[TopicPartition], deadline: Deadline) -> None:
+        """Commit ``offsets`` to Kafka and wait for the answer until ``deadline``."""
+        if offsets:
+            commit = lambda: consumer.commit(offsets=offsets, asynchronous=False)  # noqa: E731
+            within(commit, deadline.remaining(), "commit offsets to Kafka")
 
     def _update_lag(self, consumer: Consumer) -> None:
         for partition, state in self._partitions.items():
@@ -242,7 +264,11 @@ class Archiver:
 
     def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
         """Commit the revoked partitions' open segments before another member takes them."""
-        self._release([tp.partition for tp in revoked], consumer, "sync")
+        if self._closing:
+            return
+        deadline = Deadline(self.config.shutdown_grace)
+        offsets = self._release([tp.partition for tp in revoked], consumer, deadline)
+        self._commit_offsets(consumer, offsets, deadline.share(KAFKA_STEP))
 
     def _on_lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
         """Partitions lost without a clean revoke: another member may own them; commit nothing to Kafka."""
@@ -250,23 +276,23 @@ class Archiver:
             "lost partitions %s; their open segments are committed only if not fenced",
             [tp.partition for tp in lost],
         )
-        self._release([tp.partition for tp in lost], consumer, None)
+        if not self._closing:
+            self._release([tp.partition for tp in lost], consumer, Deadline(self.config.shutdown_grace))
 
-    def _release(self, partitions: list[int], consumer: Consumer, kafka_commit: str | None) -> None:
-        """Commit the partitions' open segments, wait for their flushers, and forget the partitions."""
+    def _release(self, partitions: list[int], consumer: Consumer, deadline: Deadline) -> list[TopicPartition]:
+        """Commit the partitions' open segments, wait for their flushers until ``deadline``, and forget the
+        partitions; the archive's new ends, as offsets to commit to Kafka."""
         for partition in partitions:
-            if (state := self._partitions.get(partition)) is None:
-                continue
-            self._roll(consumer, partition, state)
-            if not state.flusher.close(self.config.shutdown_grace):
-                log.error(
-                    "partition %d: segment still committing after %.0fs",
-                    partition,
-                    self.config.shutdown_grace,
-                )
-        self._collect(consumer, kafka_commit)
-        for partition in partitions:
-            self._partitions.pop(partition, None)
+            if (state := self._partitions.get(partition)) is not None:
+                self._roll(consumer, partition, state, deadline.remaining())
+        for partition in partitions:  # every flusher gets its last segment before any is waited for
+            if (state := self._partitions.get(partition)) is not None and not state.flusher.close(deadline.remaining()):
+                log.error("partition %d: segment still committing at the end of the shutdown grace", partition)
+        try:
+            return self._results_taken()
+        finally:
+            for partition in partitions:
+                self._partitions.pop(partition, None)
 
     def _on_error(self, error: KafkaError) -> None:
         """A consumer error event: a refusal (credentials, certificate, ACL) or a fatal error stops the archiver;

@@ -66,6 +66,16 @@ def _writer(append) -> SimpleNamespace:
     return SimpleNamespace(topic="t", partition=0, append=append, close=lambda: None)
 
 
+def _hang_until(unblock: threading.Event):
+    """A writer's append that commits only once ``unblock`` is set (or after 10 s)."""
+
+    def hang(segments):
+        unblock.wait(10)
+        return SimpleNamespace(next_offset=3)
+
+    return hang
+
+
 def test_a_failed_commit_releases_its_bytes_and_reports_the_error():
     in_flight, results = InFlight(), []
 
@@ -84,11 +94,7 @@ def test_a_failed_commit_releases_its_bytes_and_reports_the_error():
 def test_a_flusher_closed_while_its_commit_hangs_no_longer_counts():
     in_flight, results, unblock = InFlight(), [], threading.Event()
 
-    def hang(segments):
-        unblock.wait(10)
-        return SimpleNamespace(next_offset=3)
-
-    flusher = Flusher(_writer(hang), results.append, in_flight)
+    flusher = Flusher(_writer(_hang_until(unblock)), results.append, in_flight)
     flusher.submit(_Records(0), 3)
     assert in_flight.bytes == 1000
     assert not flusher.close(timeout=0.05)
@@ -98,3 +104,18 @@ def test_a_flusher_closed_while_its_commit_hangs_no_longer_counts():
     assert in_flight.bytes == 0
     assert [(r.next_offset, r.error) for r in results] == [(3, None)]
     assert isinstance(results[0], Flushed)
+
+
+def test_with_its_commit_hanging_and_its_queue_full_submit_and_close_give_up_in_time():
+    in_flight, results, unblock = InFlight(), [], threading.Event()
+
+    flusher = Flusher(_writer(_hang_until(unblock)), results.append, in_flight)
+    assert flusher.submit(_Records(0), 3)  # committing
+    assert flusher.submit(_Records(3), 6, timeout=1)  # queued
+    started = time.monotonic()
+    assert not flusher.submit(_Records(6), 9, timeout=0.05)  # no room: not taken, nor counted
+    assert in_flight.bytes == 2000
+    assert not flusher.close(timeout=0.05)  # not even room to ask it to stop
+    assert time.monotonic() - started < 5
+    assert in_flight.bytes == 0
+    unblock.set()
