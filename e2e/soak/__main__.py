@@ -6,8 +6,9 @@ records into a 4-partition topic; two archiver replicas with instance ids archiv
 first SIGKILLed about every 15 s (``--kill-every``) and restarted, the second never (so that its memory is
 measured over the whole run); the broker is SIGKILLed and restarted three times; a ``pyrostore.Consumer``
 and a plain consumer through ``pyrostore serve`` read the topic from the beginning (archive, then live Kafka).
-Then the producer stops, the archivers catch up and stop, and the run checks: ``pyrostore verify``, the archive against the topic record for record, an exactly-once replay of the
-archive (SIGKILLed five times on the way and resumed) against the archive, each reader against the topic.
+Then the producer stops, the archivers catch up and stop, and the run checks: ``pyrostore verify``, the
+archive against the topic record for record, an exactly-once replay of the archive (SIGKILLed five times on
+the way and resumed) against the archive, each reader against the topic.
 Every minute it notes each process's RSS, so the report can show whether memory levels off. It prints a
 report and exits 1 on any loss, doubling, failed verify or unexpected exit.
 """
