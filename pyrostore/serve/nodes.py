@@ -17,7 +17,7 @@ from pyrostore.index.node import Node
 from pyrostore.index.tree import NodeStore
 from pyrostore.store import ObjectStore
 
-NODE_CACHE_ENTRIES = 32768  # about 18 MB of decoded entries: 64 full leaves, plenty for reads near the ends
+NODE_CACHE_ENTRIES = 32768  # about 15 MB (some 470 bytes an entry): 64 full leaves, plenty for reads near the ends
 NodeKey = tuple[str, str]  # topic, node digest
 
 
