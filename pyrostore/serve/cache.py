@@ -31,6 +31,11 @@ from pyrostore.serve.decisions import first_batch
 
 READ_AHEAD = 2  # segments of a partition built ahead of the one served
 READ_AHEAD_THREADS = 2
+# What a kept segment costs beyond its batches' bytes (its entry, key and tuples; each batch's object and offsets),
+# measured with tracemalloc: counted, so that an archive of many small segments (rolled every second) is bounded
+# by what it holds in memory, not by its record bytes alone.
+SEGMENT_OVERHEAD = 1024
+BATCH_OVERHEAD = 512
 log = logging.getLogger("pyrostore.serve")
 Key = tuple[str, int, int]
 
@@ -42,12 +47,13 @@ class SegmentBatches:
     entry: Entry
     batches: tuple[Batch, ...]
     ends: tuple[int, ...] = field(repr=False)
-    size: int
+    size: int  # what keeping it costs: its batches' bytes and the objects around them
 
     @classmethod
     def of(cls, entry: Entry, batches: list[Batch]) -> SegmentBatches:
         """Wrap built batches."""
-        return cls(entry, tuple(batches), tuple(b.end for b in batches), sum(len(b.data) for b in batches))
+        size = SEGMENT_OVERHEAD + sum(len(b.data) + BATCH_OVERHEAD for b in batches)
+        return cls(entry, tuple(batches), tuple(b.end for b in batches), size)
 
     def from_offset(self, offset: int) -> tuple[Batch, ...]:
         """The batch holding ``offset`` and every one after it."""

@@ -2,7 +2,8 @@
 
 Store reads block, so they run on worker threads; a partition (or the topic list) being re-read is re-read
 once however many requests want it. A snapshot is one commit's view of a partition (a consistent tree):
-handlers read everything of one request from the snapshot they took.
+handlers read everything of one request from the snapshot they took. Index nodes are read through one
+:class:`~pyrostore.serve.nodes.NodeCache` bounded in entries (see there why not the archive's own).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TypeVar
 from pyrostore.archive import Archive, PartitionArchive
 from pyrostore.archiver.identity import read_descriptor
 from pyrostore.errors import FormatError, IntegrityError, ObjectNotFound, StoreError, TopicNotFound
+from pyrostore.serve.nodes import CachedNodes, NodeCache
 
 log = logging.getLogger("pyrostore.serve")
 K = TypeVar("K")
@@ -90,9 +92,16 @@ class Catalog:
     """The topics served from ``archive``: those named, or every archived topic when ``names`` is empty."""
 
     def __init__(
-        self, archive: Archive, names: tuple[str, ...], refresh_interval: float, topics_interval: float
+        self,
+        archive: Archive,
+        names: tuple[str, ...],
+        refresh_interval: float,
+        topics_interval: float,
+        nodes: NodeCache | None = None,
     ) -> None:
         self.archive = archive
+        self.nodes = nodes if nodes is not None else NodeCache()
+        self._node_stores: dict[str, CachedNodes] = {}
         self.names = names
         self.refresh_interval = refresh_interval
         self.topics_interval = topics_interval
@@ -155,10 +164,11 @@ class Catalog:
 
     def _read(self, topic: str, partition: int) -> Snapshot:
         taken = time.monotonic()
-        try:
-            reader: PartitionArchive | None = self.archive.partition(topic, partition)
-        except TopicNotFound:
-            reader = None
+        nodes = self._node_stores.get(topic)
+        if nodes is None:  # two threads may both make one: the cache they read through is shared anyway
+            nodes = self._node_stores[topic] = CachedNodes(self.archive.store, topic, self.nodes)
+        newest = PartitionArchive(self.archive.store, topic, partition, nodes, self.archive.as_of)
+        reader = newest if newest.refresh() is not None else None  # None: no commit yet
         last = self._snapshots.get((topic, partition))
         if last is not None and last.reader is not None and reader is not None and reader.commit == last.reader.commit:
             reader = last.reader  # the same commit: keep the reader already shared

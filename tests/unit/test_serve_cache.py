@@ -10,7 +10,7 @@ import pytest
 from pyrostore.errors import IntegrityError
 from pyrostore.index.node import Entry
 from pyrostore.segment import records_to_table
-from pyrostore.serve.cache import BatchCache
+from pyrostore.serve.cache import BATCH_OVERHEAD, SEGMENT_OVERHEAD, BatchCache
 from pyrostore.serve.config import Compression
 
 PER_SEGMENT = 10
@@ -123,3 +123,21 @@ def test_without_read_ahead_nothing_is_built_unasked():
     cache.batches(reader, reader.entries[0])
     time.sleep(0.1)
     assert reader.reads == [0]
+
+
+def test_many_small_segments_are_bounded_by_what_they_cost_not_by_their_bytes_alone():
+    reader = Reader(100)
+    cache = BatchCache(16 * 1024, 10**6, Compression.NONE, read_ahead=0)
+    for item in reader.entries:
+        last = cache.batches(reader, item)
+    data = sum(len(b.data) for b in last.batches)
+    assert last.size == SEGMENT_OVERHEAD + len(last.batches) * BATCH_OVERHEAD + data
+    # Served again newest first: those still kept come without a read, until the first one that was dropped.
+    reader.reads.clear()
+    kept = 0
+    for item in reversed(reader.entries):
+        cache.batches(reader, item)
+        if reader.reads:
+            break
+        kept += 1
+    assert kept == 16 * 1024 // last.size < 16 * 1024 // data

@@ -1,0 +1,75 @@
+"""The server's index node cache: bounded in entries however many commits it re-reads (issue 17's growing RSS)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pyrostore.archive import open_archive
+from pyrostore.index.node import Entry, Node
+from pyrostore.index.writer import PartitionWriter
+from pyrostore.serve.catalog import Catalog
+from pyrostore.serve.nodes import NodeCache
+from pyrostore.store import open_store
+from tests.helpers import make_segment
+
+PER_SEGMENT = 5
+
+
+def node(entries: int, base: int = 0) -> Node:
+    return Node(0, tuple(Entry(o, o + 1, o, o, 1, 1, 10, 0, 0, f"d{o}") for o in range(base, base + entries)))
+
+
+def test_the_cache_drops_the_least_recently_used_nodes_beyond_its_entries():
+    cache = NodeCache(max_entries=10)
+    cache.put(("t", "a"), node(4))
+    cache.put(("t", "b"), node(4))
+    assert cache.get(("t", "a")) is not None  # a is now the most recently used
+    cache.put(("t", "c"), node(4))
+    assert (cache.entries, len(cache)) == (8, 2)
+    assert cache.get(("t", "b")) is None
+    assert cache.get(("t", "a")) is not None and cache.get(("t", "c")) is not None
+
+
+def test_a_node_larger_than_the_whole_cache_is_not_kept():
+    cache = NodeCache(max_entries=10)
+    cache.put(("t", "a"), node(3))
+    cache.put(("t", "big"), node(11))
+    assert cache.get(("t", "big")) is None
+    assert cache.entries == 3
+
+
+def test_the_same_node_twice_counts_once():
+    cache = NodeCache(max_entries=10)
+    cache.put(("t", "a"), node(3))
+    cache.put(("t", "a"), node(3))
+    assert (cache.entries, len(cache)) == (3, 1)
+
+
+def test_re_reading_a_growing_partition_at_its_end_keeps_the_cache_bounded(tmp_path):
+    """Every commit has a new, longer rightmost leaf; a reader at the end loads each of them once. The cache holds
+    at most its bound while the leaves loaded add up to many times that, and every read is still right."""
+    root = str(tmp_path / "store")
+    store = open_store(root)
+    writer = PartitionWriter(store, "t", 0)
+    writer.claim(0)
+    archive = open_archive(root)
+    cache = NodeCache(max_entries=64)
+    catalog = Catalog(archive, ("t",), refresh_interval=0.0, topics_interval=10.0, nodes=cache)
+    commits, loaded = 60, 0
+    try:
+        for i in range(commits):
+            writer.append([make_segment("t", 0, i * PER_SEGMENT, PER_SEGMENT)])
+            snapshot = asyncio.run(catalog.snapshot("t", 0, max_age=0.0))
+            assert snapshot.reader is not None and snapshot.next_offset == (i + 1) * PER_SEGMENT
+            tail = list(snapshot.reader.segments(i * PER_SEGMENT, None))
+            assert [(e.base, e.end) for e in tail] == [(i * PER_SEGMENT, (i + 1) * PER_SEGMENT)]
+            loaded += i + 1  # the leaf of commit i holds i + 1 segments
+            assert cache.entries <= 64
+        assert loaded > 20 * 64
+        assert cache.entries >= commits  # the newest leaf (and root) read through it
+        whole = list(snapshot.reader.segments(0, None))
+        assert [e.base for e in whole] == [i * PER_SEGMENT for i in range(commits)]
+    finally:
+        writer.close()
+        archive.close()
+        store.close()
