@@ -7,13 +7,12 @@ root node); the empty tree is ``None``. All nodes of one level sit at the same d
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from pyrostore.errors import IntegrityError, ObjectNotFound, PyrostoreError
 from pyrostore.index.node import Entry, Node, check_tiling, decode_node, encode_node, summarize
+from pyrostore.index.node_cache import NodeCache
 from pyrostore.layout import node_key
 from pyrostore.store import ObjectStore
 
@@ -21,18 +20,17 @@ DEFAULT_FANOUT = 512
 
 
 class NodeStore:
-    """Reads and writes one topic's index nodes, keeping decoded nodes in a bounded in-memory cache.
+    """Reads and writes one topic's index nodes, keeping decoded nodes in ``cache`` (by default one of its own;
+    several NodeStores may share one).
 
     Nodes never change once written, so a cached node is never stale. ``reads`` and ``writes`` count the
     store requests made, for benchmarks and tests.
     """
 
-    def __init__(self, store: ObjectStore, topic: str, cache_nodes: int = 4096) -> None:
+    def __init__(self, store: ObjectStore, topic: str, cache: NodeCache | None = None) -> None:
         self.store = store
         self.topic = topic
-        self._cache: OrderedDict[str, Node] = OrderedDict()
-        self._cache_nodes = cache_nodes
-        self._lock = threading.Lock()
+        self.cache = cache if cache is not None else NodeCache()
         self.reads = 0
         self.writes = 0
 
@@ -41,10 +39,8 @@ class NodeStore:
         entry meant to name it names nothing (``digest`` None: only a lost range in a leaf may)."""
         if digest is None:
             raise IntegrityError(f"an index entry of topic {self.topic!r} in {self.store.url} names no node")
-        with self._lock:
-            if (node := self._cache.get(digest)) is not None:
-                self._cache.move_to_end(digest)
-                return node
+        if (node := self.cache.get((self.topic, digest))) is not None:
+            return node
         key = node_key(self.topic, digest)
         try:
             data = self.store.get(key)
@@ -52,7 +48,7 @@ class NodeStore:
             raise IntegrityError(f"index node {key} in {self.store.url} is referenced but missing") from exc
         self.reads += 1
         node = decode_node(data, digest, f"{self.store.url}/{key}")
-        self._remember(digest, node)
+        self.cache.put((self.topic, digest), node)
         return node
 
     def save(self, node: Node) -> Entry:
@@ -60,15 +56,8 @@ class NodeStore:
         data, digest = encode_node(node)
         self.store.put(node_key(self.topic, digest), data)
         self.writes += 1
-        self._remember(digest, node)
+        self.cache.put((self.topic, digest), node)
         return summarize(node.entries, digest)
-
-    def _remember(self, digest: str, node: Node) -> None:
-        with self._lock:
-            self._cache[digest] = node
-            self._cache.move_to_end(digest)
-            while len(self._cache) > self._cache_nodes:
-                self._cache.popitem(last=False)
 
 
 # --- append ------------------------------------------------------------------------------------------------

@@ -183,7 +183,10 @@ def _known(store: ObjectStore, topic: str, newest: Commit | None) -> set[str]:
     root: Entry | None = newest.root if newest is not None else None
     if root is None:
         return set()
-    nodes = NodeStore(store, topic, cache_nodes=64)
+    nodes = NodeStore(
+        store,
+        topic,
+    )
     edge: list[Node] = []
     node = nodes.load(root.digest)
     edge.append(node)

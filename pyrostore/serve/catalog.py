@@ -3,7 +3,7 @@
 Store reads block, so they run on worker threads; a partition (or the topic list) being re-read is re-read
 once however many requests want it. A snapshot is one commit's view of a partition (a consistent tree):
 handlers read everything of one request from the snapshot they took. Index nodes are read through one
-:class:`~pyrostore.serve.nodes.NodeCache` bounded in entries (see there why not the archive's own).
+:class:`~pyrostore.index.node_cache.NodeCache` shared by every served topic.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import TypeVar
 from pyrostore.archive import Archive, PartitionArchive
 from pyrostore.archiver.identity import read_descriptor
 from pyrostore.errors import FormatError, IntegrityError, ObjectNotFound, StoreError, TopicNotFound
-from pyrostore.serve.nodes import CachedNodes, NodeCache
+from pyrostore.index.node_cache import NodeCache
+from pyrostore.index.tree import NodeStore
 
 log = logging.getLogger("pyrostore.serve")
 K = TypeVar("K")
@@ -101,7 +102,7 @@ class Catalog:
     ) -> None:
         self.archive = archive
         self.nodes = nodes if nodes is not None else NodeCache()
-        self._node_stores: dict[str, CachedNodes] = {}
+        self._node_stores: dict[str, NodeStore] = {}
         self.names = names
         self.refresh_interval = refresh_interval
         self.topics_interval = topics_interval
@@ -166,7 +167,7 @@ class Catalog:
         taken = time.monotonic()
         nodes = self._node_stores.get(topic)
         if nodes is None:  # two threads may both make one: the cache they read through is shared anyway
-            nodes = self._node_stores[topic] = CachedNodes(self.archive.store, topic, self.nodes)
+            nodes = self._node_stores[topic] = NodeStore(self.archive.store, topic, self.nodes)
         newest = PartitionArchive(self.archive.store, topic, partition, nodes, self.archive.as_of)
         reader = newest if newest.refresh() is not None else None  # None: no commit yet
         last = self._snapshots.get((topic, partition))

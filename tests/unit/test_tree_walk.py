@@ -7,6 +7,7 @@ import pytest
 from pyrostore.errors import IntegrityError
 from pyrostore.index import tree
 from pyrostore.index.commits import iter_commits
+from pyrostore.index.node_cache import NodeCache
 from pyrostore.layout import ROOT_PREFIX, node_key
 from pyrostore.store import open_store
 from tests.helpers import build_partition
@@ -27,7 +28,7 @@ def _roots(store) -> list:
 
 def _uncached(store) -> tree.NodeStore:
     """A node store that reads the store on every load, so ``reads`` counts the walk's loads."""
-    return tree.NodeStore(store, TOPIC, cache_nodes=0)
+    return tree.NodeStore(store, TOPIC, NodeCache(max_entries=0))
 
 
 def test_each_node_is_loaded_once_across_all_roots(store):

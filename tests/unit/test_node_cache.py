@@ -1,4 +1,4 @@
-"""The server's index node cache: bounded in entries however many commits it re-reads (issue 17's growing RSS)."""
+"""The index node cache: bounded in entries however many versions of a growing rightmost leaf pass through it."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import asyncio
 
 from pyrostore.archive import open_archive
 from pyrostore.index.node import Entry, Node
+from pyrostore.index.node_cache import NodeCache
+from pyrostore.index.tree import NodeStore
 from pyrostore.index.writer import PartitionWriter
 from pyrostore.serve.catalog import Catalog
-from pyrostore.serve.nodes import NodeCache
 from pyrostore.store import open_store
 from tests.helpers import make_segment
 
@@ -73,3 +74,19 @@ def test_re_reading_a_growing_partition_at_its_end_keeps_the_cache_bounded(tmp_p
         writer.close()
         archive.close()
         store.close()
+
+
+def test_a_writer_saving_a_new_rightmost_leaf_at_every_commit_keeps_its_cache_bounded(tmp_path):
+    """The archiver's side of the same pattern: each append saves a longer copy of the last leaf."""
+    store = open_store(str(tmp_path / "store"))
+    cache = NodeCache(max_entries=64)
+    writer = PartitionWriter(store, "t", 0, nodes=NodeStore(store, "t", cache))
+    writer.claim(0)
+    try:
+        for i in range(60):
+            writer.append([make_segment("t", 0, i * PER_SEGMENT, PER_SEGMENT)])
+            assert cache.entries <= 64
+    finally:
+        writer.close()
+    reader = open_archive(str(tmp_path / "store")).partition("t", 0)
+    assert [e.base for e in reader.segments(0, None)] == [i * PER_SEGMENT for i in range(60)]
