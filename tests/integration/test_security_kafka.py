@@ -114,7 +114,8 @@ def test_replay_produces_over_sasl_ssl(kafka, tmp_path):
     args = replay_args(kafka.sasl_bootstrap, store, "source", target, "--kafka-properties", str(props))
     done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert [row[0] for row in kafka_rows(kafka.bootstrap, target, 1)[0]] == list(range(50))
+    replayed = [row[0] for row in kafka_rows(kafka.bootstrap, target, 1)[0]]
+    assert replayed == list(range(50)), done.stdout[-2000:] + done.stderr[-2000:]
     assert_no_secret(done.stdout + done.stderr, *kafka.users.values())
 
 
