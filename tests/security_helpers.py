@@ -22,6 +22,7 @@ from kubernetes import client
 
 from e2e.stack.kafka import KafkaServer
 from e2e.stack.s3 import S3Server
+from tests.replay_helpers import KEEP_FOREVER
 
 # The refusals every component must name in one line, and the wrong settings that cause them.
 REFUSALS = {
@@ -35,7 +36,8 @@ def restricted_topic(kafka: KafkaServer, owner: str = "pyrostore", partitions: i
     """A new topic with an ACL allowing ``owner`` everything on it, which closes it to every other SCRAM user."""
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
     topic = f"secured-{uuid.uuid4().hex[:10]}"
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(60)
+    # Kept forever: a replay writes the archive's old timestamps, which retention would delete at its next check.
+    admin.create_topics([NewTopic(topic, partitions, 1, config=KEEP_FOREVER)])[topic].result(60)
     allow = AclBinding(
         ResourceType.TOPIC,
         topic,
