@@ -6,7 +6,6 @@ the Deployment (a deleted one is restored before). Bad target credentials are on
 
 from __future__ import annotations
 
-import base64
 import signal
 import subprocess
 import uuid
@@ -16,7 +15,6 @@ from kubernetes import client
 
 from pyrostore.index.commits import read_head
 from pyrostore.mirror import diff_archives
-from pyrostore.operator.mirrors import MIRROR_SECRET_DIR
 from pyrostore.store import open_store
 from tests.kafka_helpers import produce_numbered
 from tests.operator_helpers import (
@@ -33,6 +31,7 @@ from tests.operator_helpers import (
     statefulset_pod,
     topic_archive,
     wait_until,
+    with_secret_mounts,
 )
 
 
@@ -49,18 +48,12 @@ def _mirror(server, prefix: str, secret: str) -> dict:
 
 
 def _run_mirror(api, namespace: str, deployment: str, folder: Path, log: Path) -> subprocess.Popen:
-    """Run the mirror Deployment's container: its Secret volume written into ``folder`` (one file per key, as a
+    """Run the mirror Deployment's container: its Secret volumes written under ``folder`` (one file per key, as a
     kubelet mounts it) and the command pointed there instead of the pod's mount path."""
     read = client.AppsV1Api(api).read_namespaced_deployment
-    pod = api.sanitize_for_serialization(read(deployment, namespace).spec.template.spec)
-    source = next(v for v in pod["volumes"] if v["name"] == "mirror-credentials")["secret"]
-    secret = client.CoreV1Api(api).read_namespaced_secret(source["secretName"], namespace)
-    folder.mkdir(parents=True)
-    for key, value in secret.data.items():
-        (folder / key).write_bytes(base64.b64decode(value))
-    container = pod["containers"][0]
-    container["command"] = [arg.replace(MIRROR_SECRET_DIR, str(folder)) for arg in container["command"]]
-    assert container["command"] != read(deployment, namespace).spec.template.spec.containers[0].command
+    template = api.sanitize_for_serialization(read(deployment, namespace).spec.template.spec)
+    pod = with_secret_mounts(api, namespace, template, folder)
+    assert pod["containers"][0]["command"] != template["containers"][0]["command"]
     return run_container(api, namespace, pod, log)
 
 
