@@ -90,3 +90,26 @@ def test_a_writer_saving_a_new_rightmost_leaf_at_every_commit_keeps_its_cache_bo
         writer.close()
     reader = open_archive(str(tmp_path / "store")).partition("t", 0)
     assert [e.base for e in reader.segments(0, None)] == [i * PER_SEGMENT for i in range(60)]
+
+
+def test_a_later_version_of_a_node_replaces_the_earlier_one():
+    cache = NodeCache(max_entries=100)
+    cache.put(("t", "v1"), node(3))
+    cache.put(("t", "other"), node(2, base=50))  # another place (another partition's leaf, say): kept
+    cache.put(("t", "v2"), node(5))
+    assert cache.get(("t", "v1")) is None
+    assert (cache.entries, len(cache)) == (7, 2)
+    cache.put(("t", "v1"), node(3))  # an old reader loads the earlier version again: kept, the later one stays
+    assert cache.get(("t", "v1")) is not None and cache.get(("t", "v2")) is not None
+    cache.put(("t", "v3"), node(6))  # supersedes the latest version; the old reader's copy leaves by age
+    assert cache.get(("t", "v2")) is None and cache.get(("t", "v3")) is not None
+    assert cache.entries == 2 + 3 + 6
+
+
+def test_nodes_of_other_levels_or_topics_at_the_same_place_are_not_versions():
+    cache = NodeCache(max_entries=100)
+    leaf = node(2)
+    cache.put(("t", "leaf"), leaf)
+    cache.put(("t", "internal"), Node(1, leaf.entries + node(1, base=2).entries))
+    cache.put(("u", "leaf"), node(4))
+    assert len(cache) == 3
