@@ -11,7 +11,7 @@ from kio.serial import entity_reader
 
 from pyrostore.errors import ProtocolError
 from pyrostore.serve.messages import item_type, make, response_type
-from pyrostore.serve.protocol import decode_request, encode_response, frame_size, send_pieces
+from pyrostore.serve.protocol import Chain, decode_request, encode_response, frame_size, send_pieces
 from tests.serve_helpers import request_frame
 
 VERSIONS = {18: (0, 4), 3: (0, 13), 1: (4, 18)}
@@ -92,3 +92,30 @@ def test_send_pieces_join_small_parts_and_slice_large_ones_without_changing_the_
     assert b"".join(pieces) == b"".join(frame)
     assert [len(p) for p in pieces] == [7, 300_000, 300_000, 300_000, 148_576, 4, 20_000, 3]
     assert isinstance(pieces[1], memoryview)  # the record bytes themselves, not a copy
+
+
+@pytest.mark.parametrize("version", [4, 12, 16])  # legacy and compact bytes
+def test_a_chain_of_batches_encodes_as_their_bytes_joined_and_keeps_them_as_parts(version):
+    cls = response_type(1, version)
+    topic_type = item_type(cls, "responses")
+    partition_type = item_type(topic_type, "partitions")
+    batches = [bytes(range(256)) * 100, memoryview(b"second batch" * 3000), b"third"]
+
+    def fetch_response(records):
+        partition = make(
+            partition_type,
+            partition_index=0,
+            error_code=ErrorCode.none,
+            high_watermark=9,
+            last_stable_offset=9,
+            log_start_offset=0,
+            aborted_transactions=None,
+            preferred_read_replica=-1,
+            records=records,
+        )
+        topic = make(topic_type, topic="t", topic_id=None, partitions=(partition,))
+        return make(cls, throttle_time=timedelta(0), error_code=ErrorCode.none, session_id=0, responses=(topic,))
+
+    chained = encode_response(5, fetch_response(Chain(batches)))
+    assert b"".join(chained) == b"".join(encode_response(5, fetch_response(b"".join(batches))))
+    assert any(part is batches[1] for part in chained)  # handed on, not copied

@@ -34,6 +34,7 @@ from pyrostore.serve.context import Api, Broker, RequestContext
 from pyrostore.serve.decisions import Budget, Position, fetch_position
 from pyrostore.serve.live import KafkaExtent, LivePartition, LiveWant
 from pyrostore.serve.messages import item_type, make, response_type
+from pyrostore.serve.protocol import Chain
 
 KEY = 1
 STALE_MIDDLE = 5.0  # seconds a snapshot may be old while the fetch offset is below its end
@@ -298,9 +299,11 @@ def response(ctx: RequestContext, wanted: list[Wanted], results: list[PartitionR
     return make(cls, throttle_time=timedelta(0), error_code=ErrorCode.none, session_id=0, responses=topics)
 
 
-def joined(batches: list[bytes | memoryview]) -> bytes | memoryview:
-    """A partition's batches as one value: the one batch itself (not a copy of it), or their bytes joined."""
-    return batches[0] if len(batches) == 1 else b"".join(batches)
+def joined(batches: list[bytes | memoryview]) -> bytes | memoryview | Chain:
+    """A partition's batches as one value, none of them copied: empty bytes, the one batch itself, or a chain."""
+    if not batches:
+        return b""
+    return batches[0] if len(batches) == 1 else Chain(batches)
 
 
 def watermarks(result: PartitionResult) -> tuple[int, int, int]:
