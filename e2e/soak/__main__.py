@@ -20,6 +20,7 @@ import json
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -484,6 +485,8 @@ def main() -> int:
         if value <= 0:
             print(f"error: {name} must be above 0, not {value:g}", file=sys.stderr)
             return 2
+    # A SIGTERM (a CI timeout, kill) unwinds like Ctrl-C, so the servers and processes started are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logs = Path(tempfile.mkdtemp(prefix="pyrostore-soak-"))  # kept after the run, unlike the stack's folder
     with running_stack("soak") as (_, stack):
         soak = Soak(logs, stack, args.minutes, args.seed, args.kill_every)
