@@ -390,6 +390,8 @@ class Soak:
         )
         for name, faults_of in (("serve-reader", None), ("consumer", "consumer")):
             check = readers[name]
+            notes = [] if check.same_values else ["VALUES DIFFER"]
+            notes += [f"p{p}: expected {want}, got {got}" for p, want, got in check.gaps[:3]]
             rows.append(
                 Component(
                     name,
@@ -400,7 +402,7 @@ class Soak:
                     doubled=check.doubled,
                     rss_mid=self.rss_mid.get(name),
                     rss_end=self.rss_end.get(name),
-                    note="" if check.same_values else "VALUES DIFFER",
+                    note=" ".join(notes),
                 )
             )
         rows.append(

@@ -67,6 +67,7 @@ class ReaderCheck:
     lost: int
     doubled: int
     same_values: bool
+    gaps: list[list[int]] = field(default_factory=list)  # the first skips or repeats: partition, expected, seen
 
     @classmethod
     def of(cls, figures: dict[str, Any], ends: list[int], digests: list[int]) -> ReaderCheck:
@@ -77,6 +78,7 @@ class ReaderCheck:
             lost=sum(figures["skipped"]) + short,
             doubled=sum(figures["doubled"]),
             same_values=figures["digests"] == digests,
+            gaps=figures.get("gaps", []),
         )
 
     @property

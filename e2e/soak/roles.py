@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 TICK = 1.0
+GAPS = 20  # skips or repeats a reader keeps the place of
 
 
 def digest(previous: int, value: bytes | None) -> int:
@@ -120,11 +121,16 @@ class Tally:
         self.skipped = [0] * partitions
         self.digests = [0] * partitions
         self.errors: Counter[str] = Counter()
+        self.gaps: list[list[int]] = []  # the first GAPS skips or repeats: partition, offset expected, offset seen
 
     def see(self, partition: int, offset: int, value: bytes | None) -> None:
         """Count one record."""
         self.records += 1
         expected = self.next[partition]
+        if offset != expected:
+            logging.warning("partition %d: expected offset %d, got %d", partition, expected, offset)
+            if len(self.gaps) < GAPS:
+                self.gaps.append([partition, expected, offset])
         if offset < expected:
             self.doubled[partition] += 1
             return
@@ -141,6 +147,7 @@ class Tally:
             "skipped": self.skipped,
             "digests": self.digests,
             "errors": dict(self.errors),
+            "gaps": self.gaps,
         }
 
 
