@@ -289,7 +289,7 @@ def response(ctx: RequestContext, wanted: list[Wanted], results: list[PartitionR
                 log_start_offset=start,
                 aborted_transactions=aborted,
                 preferred_read_replica=-1,
-                records=joined(result.batches),
+                records=Chain(result.batches),  # the batches themselves, not a copy
             )
         )
     topics = tuple(
@@ -297,13 +297,6 @@ def response(ctx: RequestContext, wanted: list[Wanted], results: list[PartitionR
         for (name, topic_id), partitions in grouped.items()
     )
     return make(cls, throttle_time=timedelta(0), error_code=ErrorCode.none, session_id=0, responses=topics)
-
-
-def joined(batches: list[bytes | memoryview]) -> bytes | memoryview | Chain:
-    """A partition's batches as one value, none of them copied: empty bytes, the one batch itself, or a chain."""
-    if not batches:
-        return b""
-    return batches[0] if len(batches) == 1 else Chain(batches)
 
 
 def watermarks(result: PartitionResult) -> tuple[int, int, int]:
