@@ -40,6 +40,15 @@ _NOT_AUTHORIZED = {
     KafkaError.CLUSTER_AUTHORIZATION_FAILED: "cluster",
     KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "transactional id",
 }
+# Leadership moving (a new topic's first election, a broker restarting): librdkafka does not mark these
+# retriable on admin results, but a moment later the same request succeeds.
+_LEADERSHIP_MOVING = {
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.UNKNOWN_LEADER_EPOCH,
+    KafkaError.FENCED_LEADER_EPOCH,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
 _BROKER_PREFIX = re.compile(r"^\w+://\S+?: ")  # librdkafka's "sasl_ssl://host:port/bootstrap: "
 _STATE_SUFFIX = re.compile(r" \(after \d+ms in state \w+\)$")
 
@@ -105,6 +114,11 @@ def refusal(error: KafkaError, bootstrap: str, topic: str | None = None) -> str 
         what = f"{_NOT_AUTHORIZED[code]} {topic!r}" if topic and code == KafkaError.TOPIC_AUTHORIZATION_FAILED else ""
         return f"Kafka at {bootstrap}: not authorized for {what or _NOT_AUTHORIZED[code]}: {text} (no ACL allows it)"
     return None
+
+
+def transient(error: KafkaError) -> bool:
+    """Whether the same request may succeed if asked again shortly: a retriable error or leadership moving."""
+    return error.retriable() or error.code() in _LEADERSHIP_MOVING
 
 
 class Refusals:

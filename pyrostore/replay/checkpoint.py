@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from pyrostore.errors import KafkaUnavailable
-from pyrostore.kafka import create_topic, partition_count
+from pyrostore.kafka import create_topic, partition_count, transient
 
 CHECKPOINT_TOPIC_CONFIG = {"cleanup.policy": "compact"}
 
@@ -93,6 +93,8 @@ def read_checkpoints(
             error = message.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
+                    if transient(error):
+                        continue  # the client retries it; the deadline bounds the wait
                     raise KafkaUnavailable(f"reading checkpoint topic {topic!r} failed: {error.str()}")
                 if (message.offset() or 0) >= high:
                     return found
@@ -115,7 +117,7 @@ def _high_watermark(admin: AdminClient, topic: str, bootstrap: str, timeout: flo
             return next(iter(ends.values())).result().offset
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
-            if not error.retriable() or time.monotonic() > deadline:
+            if not transient(error) or time.monotonic() > deadline:
                 raise KafkaUnavailable(
                     f"reading checkpoint topic {topic!r} at {bootstrap} failed: {error.str()}"
                 ) from exc
