@@ -16,6 +16,7 @@ import threading
 
 from pyrostore.archive import Archive, open_archive
 from pyrostore.errors import ListenFailed
+from pyrostore.hugepages import disable_transparent_huge_pages
 from pyrostore.serve.apis import APIS
 from pyrostore.serve.cache import BatchCache
 from pyrostore.serve.catalog import Catalog
@@ -143,6 +144,7 @@ def _tls_mode(config: ServeConfig) -> str:
 def run(config: ServeConfig, stop: threading.Event) -> None:
     """Serve until ``stop`` is set (the command line sets it on SIGINT and SIGTERM). Raises what
     :meth:`Server.start` raises."""
+    disable_transparent_huge_pages()
 
     async def main() -> None:
         server = Server(config)
