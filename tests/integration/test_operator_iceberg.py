@@ -5,7 +5,6 @@ synced commit of each partition; removing the field removes the Deployment and t
 
 from __future__ import annotations
 
-import base64
 import signal
 import uuid
 
@@ -28,21 +27,13 @@ from tests.operator_helpers import (
     statefulset_pod,
     topic_archive,
     wait_until,
+    with_secret_mounts,
 )
 
 
 def _pod(api, namespace: str, name: str) -> dict:
     deployment = client.AppsV1Api(api).read_namespaced_deployment(name, namespace)
     return api.sanitize_for_serialization(deployment.spec.template.spec)
-
-
-def _mounted_secret(api, namespace: str, pod: dict, volume: str, folder) -> None:
-    """Write a secret volume's items into ``folder``, as the kubelet mounts them."""
-    source = next(v for v in pod["volumes"] if v["name"] == volume)["secret"]
-    secret = client.CoreV1Api(api).read_namespaced_secret(source["secretName"], namespace)
-    folder.mkdir(parents=True, exist_ok=True)
-    for item in source["items"]:
-        (folder / item["path"]).write_bytes(base64.b64decode(secret.data[item["key"]]))
 
 
 def test_the_operator_keeps_the_table_in_sync_and_reports_the_last_synced_commit(
@@ -76,10 +67,11 @@ def test_the_operator_keeps_the_table_in_sync_and_reports_the_last_synced_commit
 
     apps = client.AppsV1Api(api)
     wait_until(lambda: _exists(apps, "lake-iceberg", ns), 30, "the sync Deployment")
-    sync_pod = _pod(api, ns, "lake-iceberg")
-    assert sync_pod["containers"][0]["command"][:3] == ["pyrostore", "iceberg", "sync"]
-    catalog_dir = tmp_path / "catalog"
-    _mounted_secret(api, ns, sync_pod, "iceberg-catalog", catalog_dir)
+    sync_pod = with_secret_mounts(api, ns, _pod(api, ns, "lake-iceberg"), tmp_path / "mounts")
+    sync_container = sync_pod["containers"][0]
+    assert sync_container["command"][:3] == ["pyrostore", "iceberg", "sync"]
+    mount = next(m for m in sync_container["volumeMounts"] if m["name"] == "iceberg-catalog")
+    catalog_dir = tmp_path / "mounts" / mount["mountPath"].strip("/")
     archiver_pod = statefulset_pod(api, ns, "lake-archiver")
     archiver = run_container(api, ns, archiver_pod["spec"], tmp_path / "archiver.log", field_env(archiver_pod))
     sync = run_container(api, ns, sync_pod, tmp_path / "sync.log", {"PYICEBERG_HOME": str(catalog_dir)})
